@@ -1,0 +1,3 @@
+from dcgan_complete.cli import main
+
+main()

@@ -1,0 +1,167 @@
+"""The ``dcgan-complete`` command line: parses options and calls the library, nothing more.
+
+TensorFlow is imported only inside the commands that need it, so ``--help`` stays fast.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import click
+
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) is noise for a CLI user;
+# export TF_CPP_MIN_LOG_LEVEL=0 to see it again.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from dcgan_complete import __version__
+from dcgan_complete.errors import DcganError
+
+
+def _friendly_errors(func):
+    """Turn the library's DcganError (and a missing optional dependency) into one clear line."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except DcganError as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="dcgan-complete")
+def main():
+    """Fill in missing or damaged parts of face photos with a DCGAN.
+
+    \b
+    Typical use:
+      dcgan-complete align raw/ aligned/
+      dcgan-complete train --dataset aligned
+      dcgan-complete complete imgs/* --mask center --out out/
+    """
+
+
+# ---------------------------------------------------------------------------------------- train
+@main.command()
+@click.option("--dataset", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Folder of training images (.png/.jpg/.jpeg, searched recursively).")
+@click.option("--epochs", default=25, show_default=True, type=click.IntRange(min=1),
+              help="Passes over the dataset.")
+@click.option("--max-steps", type=click.IntRange(min=1),
+              help="Stop after this many steps in all (counting earlier runs), even mid-epoch.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--image-size", default=64, show_default=True,
+              type=click.Choice(["16", "32", "64", "128"]), callback=lambda c, p, v: int(v),
+              help="Side of the square images the model makes; others are centre-cropped "
+                   "and resized.")
+@click.option("--z-dim", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Length of the latent vector z.")
+@click.option("--gf-dim", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Filters in the generator's last hidden layer.")
+@click.option("--df-dim", default=64, show_default=True, type=click.IntRange(min=1),
+              help="Filters in the discriminator's first layer.")
+@click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Adam learning rate for both networks.")
+@click.option("--beta1", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Adam beta1.")
+@click.option("--g-steps", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Generator updates per discriminator update.")
+@click.option("--checkpoint-dir", default="checkpoint", show_default=True,
+              type=click.Path(file_okay=False, path_type=str),
+              help="Checkpoints, config and exported weights; training resumes from here.")
+@click.option("--sample-dir", type=click.Path(file_okay=False, path_type=str),
+              help="Where sample grids go  [default: CHECKPOINT_DIR/samples]")
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=str),
+              help="TensorBoard logs  [default: CHECKPOINT_DIR/logs]")
+@click.option("--sample-every", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Steps between 8x8 sample grids (from a fixed z).")
+@click.option("--checkpoint-every", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Steps between checkpoints (one is also written at the end and on Ctrl-C).")
+@click.option("--keep", default=3, show_default=True, type=click.IntRange(min=1),
+              help="How many checkpoints to keep.")
+@click.option("--seed", type=int, help="Random seed for weights, z and shuffling.")
+@click.option("--precision", default="float32", show_default=True,
+              type=click.Choice(["float32", "mixed_bfloat16"]),
+              help="Compute precision; weights stay float32 either way.")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="CPU threads for TensorFlow (0: all cores).")
+@_friendly_errors
+def train(dataset, threads, **options):
+    """Train a DCGAN on a folder of aligned face images.
+
+    Running it again with the same --checkpoint-dir resumes where the last run stopped.
+    """
+    _start_tensorflow(threads)
+    from dcgan_complete.train import TrainOptions, train as run_training
+
+    run_training(dataset, TrainOptions(**options))
+
+
+def _start_tensorflow(threads=0):
+    """Import TensorFlow with its C++ start-up banner hidden, and set the thread count.
+
+    Its absl logging prints before any setting can silence it, so file descriptor 2 is pointed at
+    /dev/null for the import alone; a failing import still raises (and is shown) as usual.
+    """
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------- align
+@main.command()
+@click.argument("raw_dir", type=click.Path(path_type=str))
+@click.argument("aligned_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--size", default=64, show_default=True, type=click.IntRange(min=8),
+              help="Side of the square crops in pixels.")
+@click.option("--landmarks", default="inner-eyes-and-bottom-lip", show_default=True,
+              type=click.Choice(["inner-eyes-and-bottom-lip", "outer-eyes-and-nose"]),
+              help="The three dlib landmarks mapped exactly onto OpenFace's template.")
+@click.option("--all-faces", is_flag=True,
+              help="Write every face of a photo as NAME_0.png, NAME_1.png, ... (largest first) "
+                   "instead of only the largest.")
+@click.option("--skip-multi", is_flag=True,
+              help="Skip photos with more than one face (listed in the report).")
+@click.option("--upsample", default="auto", show_default=True,
+              type=click.Choice(["0", "1", "auto"]),
+              help="Double the photo this often before detecting; 1 finds faces down to about "
+                   "40 px but is 4x slower; auto tries 1 only where 0 finds nothing.")
+@click.option("--border", default="reflect", show_default=True,
+              type=click.Choice(["reflect", "black"]),
+              help="Fill where the crop reaches past the photo's edge: mirrored photo, or black "
+                   "as OpenFace does.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes to run in parallel  [default: number of cores]")
+@click.option("--predictor", type=click.Path(dir_okay=False, path_type=str),
+              help="dlib's shape_predictor_68_face_landmarks.dat  [default: the one from the "
+                   "face-recognition-models package]")
+@_friendly_errors
+def align(raw_dir, aligned_dir, all_faces, skip_multi, upsample, **options):
+    """Crop every face in RAW_DIR's photos to an aligned square PNG in ALIGNED_DIR.
+
+    RAW_DIR is searched recursively for .jpg, .jpeg and .png files; the crops go into
+    ALIGNED_DIR without subfolders, named after their photo.  Existing crops are skipped, so
+    an interrupted run continues where it stopped.  Photos without a usable face are listed,
+    with the reason, in ALIGNED_DIR/align_report.csv.
+    """
+    from dcgan_complete.align import align_folder
+
+    if all_faces and skip_multi:
+        raise click.UsageError("--all-faces and --skip-multi exclude each other")
+    summary = align_folder(raw_dir, aligned_dir, all_faces=all_faces, skip_multi=skip_multi,
+                           upsample=upsample if upsample == "auto" else int(upsample), **options)
+    click.echo(summary)
+    click.echo(f"report: {summary.report_path}")

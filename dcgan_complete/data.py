@@ -1,0 +1,136 @@
+"""Training data: find the images, decode them once in parallel, feed them through tf.data.
+
+Decoding goes through ``images.read_image`` (the package's one loader) in a thread pool; Pillow
+releases the GIL while it decodes and resizes, so both cores work.  A set that fits in memory
+(``memory_limit`` bytes of uint8 pixels) is decoded once and kept; a larger one is validated once
+and decoded again on every pass from the list of good files.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from dcgan_complete.errors import DcganError
+from dcgan_complete.images import (PIXEL_SCALE, ImageReadError, center_crop_resize, find_images,
+                                   read_image)
+
+DEFAULT_MEMORY_LIMIT = 4 * 2 ** 30
+
+
+@dataclasses.dataclass
+class DatasetSummary:
+    """What happened to the files of a training set."""
+
+    root: str
+    found: int = 0
+    used: int = 0
+    resized: int = 0
+    unreadable: list = dataclasses.field(default_factory=list)
+    in_memory: bool = True
+
+    def describe(self):
+        text = f"{self.used} images from {self.root}"
+        if self.resized:
+            text += f" ({self.resized} centre-cropped/resized)"
+        if self.unreadable:
+            shown = ", ".join(Path(p).name for p in self.unreadable[:3])
+            more = "..." if len(self.unreadable) > 3 else ""
+            text += f"; skipped {len(self.unreadable)} unreadable ({shown}{more})"
+        text += "; kept in memory" if self.in_memory else "; streamed from disk"
+        return text
+
+
+def find_training_images(root):
+    """The image files under ``root``; a missing folder or one without images is a DcganError."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DcganError(f"dataset folder {root} does not exist")
+    paths = find_images(root)
+    if not paths:
+        raise DcganError(f"no .png/.jpg/.jpeg images found under {root}")
+    return paths
+
+
+def _load_square(path, size):
+    """(uint8 image of size x size, whether it had to be cropped/resized), or (None, False)."""
+    try:
+        image = read_image(path)
+    except ImageReadError:
+        return None, False
+    changed = image.shape[:2] != (size, size)
+    return center_crop_resize(image, size), changed
+
+
+def _workers():
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def load_images(paths, size, memory_limit=DEFAULT_MEMORY_LIMIT, progress=True, root=""):
+    """Decode ``paths`` to ``size`` x ``size`` RGB in parallel.
+
+    Returns
+    -------
+    images : uint8 array (N, size, size, 3), or None when the set is larger than ``memory_limit``
+    good_paths : list of the paths that decoded
+    summary : DatasetSummary
+    """
+    from tqdm import tqdm
+
+    keep = len(paths) * size * size * 3 <= memory_limit
+    summary = DatasetSummary(root=str(root), found=len(paths), in_memory=keep)
+    images, good = [], []
+    with ThreadPoolExecutor(_workers()) as pool:
+        results = pool.map(lambda p: _load_square(p, size), paths)
+        bar = tqdm(results, total=len(paths), desc="decoding", unit="img", disable=not progress,
+                   leave=False)
+        for path, (image, changed) in zip(paths, bar):
+            if image is None:
+                summary.unreadable.append(str(path))
+                continue
+            good.append(path)
+            summary.resized += changed
+            if keep:
+                images.append(image)
+    summary.used = len(good)
+    if not good:
+        raise DcganError(f"none of the {len(paths)} image files under {root} could be read")
+    return (np.stack(images) if keep else None), good, summary
+
+
+def make_dataset(images, good_paths, size, batch_size, seed=None):
+    """An endless tf.data pipeline of float32 batches in [-1, 1], reshuffled every epoch.
+
+    ``images`` is the in-memory uint8 array from ``load_images`` or None to stream ``good_paths``.
+    Batches are always full (the remainder of each epoch is dropped).
+    """
+    import tensorflow as tf
+
+    n = len(good_paths)
+    if batch_size > n:
+        raise DcganError(f"--batch-size {batch_size} is larger than the dataset ({n} images)")
+    indices = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    indices = indices.repeat()
+    if images is not None:
+        table = tf.constant(images)
+        ds = indices.batch(batch_size, drop_remainder=True)
+        ds = ds.map(lambda idx: tf.gather(table, idx), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        path_list = [str(p) for p in good_paths]
+
+        def load(i):
+            image, _ = _load_square(path_list[int(i)], size)
+            if image is None:  # the file changed since it was validated
+                image = np.zeros((size, size, 3), np.uint8)
+            return image
+
+        ds = indices.map(lambda i: tf.ensure_shape(tf.numpy_function(load, [i], tf.uint8),
+                                                   (size, size, 3)),
+                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.map(lambda x: tf.cast(x, tf.float32) / PIXEL_SCALE - 1.0,
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
