@@ -121,6 +121,101 @@ def _start_tensorflow(threads=0):
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
+# ------------------------------------------------------------------------------------- complete
+_MASK_HELP = (
+    "What to fill: a kind, a mask PNG (one mask for every image) or a folder of PNGs (one per "
+    "image, matched by file stem). Mask images are white = known, black = fill, and must be "
+    "the model's size. Kinds: center (the middle; --center-scale), random (--fraction of "
+    "pixels missing), left/right/top/bottom (half), grid (every 4th row and column known), "
+    "pattern (random blotches, ~25%), full (nothing missing: projection), lowres (only 8x8 "
+    "block averages known), scratches, text, irregular (brush strokes). Random kinds follow "
+    "--seed.")
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--mask", default="center", show_default=True, help=_MASK_HELP)
+@click.option("--out", "out_dir", default="out", show_default=True,
+              type=click.Path(file_okay=False, path_type=str),
+              help="Output folder (created if missing).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=str),
+              help="A `train` output folder  [default: the bundled face model]")
+@click.option("--center-scale", default=0.25, show_default=True, type=click.FloatRange(0, 0.5),
+              help="center: fraction of the side kept on every edge (0.25: the hole is the middle"
+                   " half, a quarter of the area).")
+@click.option("--fraction", default=0.8, show_default=True, type=click.FloatRange(0, 1),
+              help="random: fraction of pixels missing.")
+@click.option("--context-weight", default="plain", show_default=True,
+              type=click.Choice(["plain", "window"]),
+              help="plain: every known pixel counts the same; window: known pixels count by the "
+                   "share of missing pixels around them (the paper's weighting).")
+@click.option("--window", default=7, show_default=True, type=click.IntRange(min=1),
+              help="Side of the square for --context-weight window (odd).")
+@click.option("--lam", default=0.1, show_default=True, type=click.FloatRange(min=0),
+              help="Weight of the perceptual (discriminator) loss.")
+@click.option("--prior", default="log1m", show_default=True, type=click.Choice(["log1m", "nonsat"]),
+              help="Perceptual loss: log(1 - D(G(z))) (the paper) or -log D(G(z)).")
+@click.option("--optimizer", default="momentum", show_default=True,
+              type=click.Choice(["momentum", "adam"]),
+              help="Projected Nesterov momentum, or Adam (as in the paper); z is clipped to "
+                   "[-1, 1] after every step.")
+@click.option("--lr", default=0.01, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--momentum", default=0.9, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--iterations", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--restarts", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Random starts per image; the lowest loss wins.")
+@click.option("--tolerance", type=click.FloatRange(min=0),
+              help="Stop a batch early once no image's best loss improved by this fraction "
+                   "over the last --out-interval iterations.")
+@click.option("--out-interval", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Iterations between frames and loss records.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--blend", default="poisson", show_default=True, type=click.Choice(["poisson", "none"]),
+              help="Poisson-blend the fill into the known pixels, or paste it as it is.")
+@click.option("--frames", is_flag=True, help="Write the completion every --out-interval "
+                                              "iterations to OUT/frames/NAME/.")
+@click.option("--gif", is_flag=True, help="Write OUT/NAME.gif of the iterations.")
+@click.option("--strict", is_flag=True, help="Refuse images that are not the model's size "
+                                              "(default: centre-crop and resize them).")
+@click.option("--seed", type=int, help="Seed for random masks and starting z.")
+@click.option("--precision", default="float32", show_default=True,
+              type=click.Choice(["float32", "mixed_bfloat16"]))
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="CPU threads for TensorFlow (0: all cores).")
+@_friendly_errors
+def complete(images, mask, out_dir, checkpoint_dir, center_scale, fraction, frames, gif, strict,
+             threads, **options):
+    """Fill in the masked part of IMAGES (aligned face crops) with the model.
+
+    \b
+    Writes, for every input NAME, into --out:
+      NAME.png            the completed image (known pixels untouched)
+      NAME.masked.png     what the model was given
+      NAME.generated.png  G(z) for the best z
+      NAME.gif            the search, with --gif (frames/NAME/ with --frames)
+      summary.png         input | masked | completed for every image
+      losses.csv          contextual, perceptual and total loss every --out-interval iterations
+    """
+    import warnings
+
+    _start_tensorflow(threads)
+    from dcgan_complete.complete import CompleteOptions, ResizeWarning, complete_files
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResizeWarning)
+        summary = complete_files(
+            images, mask=mask, out_dir=out_dir, checkpoint_dir=checkpoint_dir,
+            options=CompleteOptions(**options), frames=frames, gif=gif, strict=strict,
+            mask_params={"scale": center_scale, "fraction": fraction})
+    for w in caught:
+        if issubclass(w.category, ResizeWarning):
+            click.echo(f"warning: {w.message}", err=True)
+    for path, reason in summary.skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    click.echo(f"completed {summary.completed} image(s) in {summary.seconds:.1f} s "
+               f"({summary.iterations} iterations); results in {summary.out_dir}/")
+
+
 # ---------------------------------------------------------------------------------------- align
 @main.command()
 @click.argument("raw_dir", type=click.Path(path_type=str))

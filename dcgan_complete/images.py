@@ -55,9 +55,12 @@ def read_image(path):
     import imageio.v3 as iio
 
     try:
-        image = iio.imread(path, rotate=True)
-    except Exception as exc:  # imageio raises many types for bad files
-        raise ImageReadError(f"cannot read {path}: {exc.__class__.__name__}: {exc}") from None
+        image = iio.imread(path, plugin="pillow", rotate=True)
+    except FileNotFoundError:
+        raise ImageReadError(f"cannot read {path}: no such file") from None
+    except Exception as exc:  # Pillow raises many types for bad files
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise ImageReadError(f"cannot read {path}: {reason}") from None
     return as_rgb_uint8(image, name=path)
 
 
