@@ -123,13 +123,16 @@ def _spawn_training(dataset, ckpt, steps):
                             stderr=subprocess.PIPE)
 
 
-def _wait_for_checkpoints(ckpt, n, proc, timeout=60):
+def _wait_for_checkpoints(ckpt, step, proc, timeout=120):
+    """Wait until a checkpoint of at least ``step`` exists; kill the process on failure."""
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
-        if len(list_checkpoints(ckpt)) >= n and list_checkpoints(ckpt)[-1][0] >= n:
+        found = list_checkpoints(ckpt)
+        if found and found[-1][0] >= step:
             return
         time.sleep(0.05)
-    raise AssertionError(f"no checkpoints appeared: {proc.communicate()[1].decode()[-2000:]}")
+    proc.kill()
+    raise AssertionError(f"no checkpoint {step} appeared: {proc.communicate()[1].decode()[-2000:]}")
 
 
 def test_kill_9_never_leaves_a_broken_checkpoint(tiny_dataset, tmp_path):
