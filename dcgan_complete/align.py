@@ -24,7 +24,7 @@ import io
 import os
 import signal
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -436,7 +436,7 @@ def _write_report(path, rejected):
 def align_folder(raw_dir, aligned_dir, size=64, landmarks="inner-eyes-and-bottom-lip",
                  all_faces=False, skip_multi=False, upsample="auto", border="reflect",
                  workers=None, predictor=None, progress=True):
-    """Align every face photo under ``raw_dir`` into flat ``size`` x ``size`` PNGs in ``aligned_dir``.
+    """Align the faces in the photos under ``raw_dir`` to flat square PNGs in ``aligned_dir``.
 
     ``raw_dir`` is searched recursively for .png, .jpg and .jpeg files (any case).  Each output is
     named after its photo (``Person/Person_0001.jpg`` -> ``Person_0001.png``; folder names are
@@ -547,20 +547,22 @@ def align_folder(raw_dir, aligned_dir, size=64, landmarks="inner-eyes-and-bottom
 
 def _run(job, tasks, workers, progress, total, done):
     """Yield the job's result for every task, from ``workers`` processes, with a progress bar."""
+    import multiprocessing
+
     from tqdm import tqdm
 
+    # The pool starts before the bar, whose monitor thread a forked worker must not inherit.
+    pool = multiprocessing.get_context().Pool(workers, initializer=_init_worker) \
+        if workers > 1 else None
     bar = tqdm(total=total, initial=done, unit="img", desc="align", disable=not progress,
                smoothing=0.05, dynamic_ncols=True)
     with bar:
-        if workers == 1:
+        if pool is None:
             for task in tasks:
                 yield job(task)
                 bar.update()
             return
-        import multiprocessing
-
         chunksize = max(1, min(16, len(tasks) // (workers * 16)))
-        pool = multiprocessing.get_context().Pool(workers, initializer=_init_worker)
         try:
             for result in pool.imap_unordered(job, tasks, chunksize=chunksize):
                 yield result

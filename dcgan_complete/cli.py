@@ -81,9 +81,10 @@ def main():
 @click.option("--keep", default=3, show_default=True, type=click.IntRange(min=1),
               help="How many checkpoints to keep.")
 @click.option("--seed", type=int, help="Random seed for weights, z and shuffling.")
-@click.option("--precision", default="float32", show_default=True,
-              type=click.Choice(["float32", "mixed_bfloat16"]),
-              help="Compute precision; weights stay float32 either way.")
+@click.option("--precision", default="auto", show_default=True,
+              type=click.Choice(["auto", "float32", "mixed_bfloat16"]),
+              help="Compute precision; weights stay float32 either way. auto: mixed_bfloat16 on "
+                   "a CPU with native bfloat16 (AVX512-BF16/AMX) and no GPU, else float32.")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="CPU threads for TensorFlow (0: all cores).")
 @_friendly_errors

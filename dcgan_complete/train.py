@@ -28,7 +28,7 @@ from dcgan_complete import data
 from dcgan_complete.errors import DcganError
 from dcgan_complete.images import image_grid, write_image
 from dcgan_complete.model import (CONFIG_FILE, ModelConfig, build_discriminator, build_generator,
-                                  export_weights)
+                                  export_weights, resolve_precision)
 
 CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d{8})\.npz$")
 SAMPLE_GRID = 64  # an 8x8 grid
@@ -56,7 +56,7 @@ class TrainOptions:
     checkpoint_every: int = 500
     keep: int = 3
     seed: int | None = None
-    precision: str = "float32"
+    precision: str = "auto"
     progress: bool = True
 
     @property
@@ -81,6 +81,7 @@ class GAN:
             keras.utils.set_random_seed(seed)
         self.config = config
         self.g_steps = g_steps
+        self.precision = precision = resolve_precision(precision)
         self.generator = build_generator(config, precision)
         self.discriminator = build_discriminator(config, precision)
         self.g_opt = keras.optimizers.Adam(lr, beta_1=beta1)
@@ -208,6 +209,7 @@ def write_config(directory, options: TrainOptions, dataset):
     directory.mkdir(parents=True, exist_ok=True)
     train_options = dataclasses.asdict(options)
     train_options.pop("progress")
+    train_options["precision"] = resolve_precision(options.precision)
     body = {"model": options.model_config.to_dict(), "train": train_options,
             "dataset": str(dataset)}
     tmp = directory / f".tmp-{os.getpid()}-{CONFIG_FILE}"
@@ -369,7 +371,7 @@ def train(dataset, options: TrainOptions | None = None):
     options = options or TrainOptions()
     trainer = Trainer(dataset, options)
     say = print if options.progress else (lambda *a, **k: None)
-    say(f"dataset: {trainer.summary.describe()}")
+    say(f"dataset: {trainer.summary.describe()}; precision {trainer.gan.precision}")
     if trainer.step:
         say(f"resuming from {trainer.last_checkpoint.name}: step {trainer.step}, "
             f"epoch {trainer.epoch + 1}")

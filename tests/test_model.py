@@ -58,3 +58,12 @@ def test_exported_weights_reload(tiny_model_dir):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no trained model"):
         load_models(tmp_path)
+
+
+def test_auto_precision_follows_the_cpu():
+    from dcgan_complete.model import resolve_precision
+
+    assert resolve_precision("float32") == "float32"
+    flags = open("/proc/cpuinfo").read()
+    expected = "mixed_bfloat16" if "avx512_bf16" in flags or "amx_bf16" in flags else "float32"
+    assert resolve_precision("auto") == expected
