@@ -4,8 +4,9 @@
 
 Times ``Completer.complete`` on a batch of 64 images with the default 64 px model (gf = df = 64)
 in float32 and mixed bfloat16, against this machine's TensorFlow matmul peak in the same
-precision. One iteration costs a forward and a backward pass through G and D (to z), counted as
-3x the forward FLOPs. With ``--checkpoint-dir`` and ``--faces`` (a folder of aligned faces) it also
+precision. One iteration costs a forward pass through G and D and a backward pass to z; the
+backward pass needs only the gradients of the activations (no weight gradients), so an iteration
+is counted as 2x the forward FLOPs. With ``--checkpoint-dir`` and ``--faces`` (a folder of aligned faces) it also
 reports, for each optimiser, how many iterations it takes to get within 1% of its final loss.
 """
 import argparse
@@ -63,7 +64,7 @@ def main():
         completer.complete(images, masks)
         whole = time.perf_counter() - t
         g_f, d_f = forward_flops(config)
-        gflops = 3 * (g_f + d_f) * args.batch_size * n / loop / 1e9
+        gflops = 2 * (g_f + d_f) * args.batch_size * n / loop / 1e9
         peak = _common.matmul_gflops(precision)
         print(f"{precision:<16}{n / loop:7.2f}{args.batch_size * n / loop:10.1f}{gflops:9.1f}"
               f"{100 * (whole - loop) / whole:13.1f}%{peak:16.1f}{100 * gflops / peak:9.1f}%")
