@@ -90,6 +90,7 @@ class CompletionResult:
     frames: list            # per image, a list of uint8 completions every out_interval iterations
     iterations_run: int = 0
     seconds: float = 0.0
+    frame_iterations: list = dataclasses.field(default_factory=list)  # iteration of each frame
 
 
 class Completer:
@@ -193,7 +194,8 @@ class Completer:
             history=[row for p in parts for row in p.history],
             frames=[f for p in parts for f in p.frames],
             iterations_run=max(p.iterations_run for p in parts),
-            seconds=time.perf_counter() - start)
+            seconds=time.perf_counter() - start,
+            frame_iterations=max((p.frame_iterations for p in parts), key=len))
         return result
 
     def _complete_batch(self, images, masks, lowres, frames, rng, offset, progress):
@@ -215,7 +217,7 @@ class Completer:
         zeros = tf.zeros_like(z0)
         state = (tf.constant(z0), zeros, zeros, tf.constant(0.0), tf.constant(z0),
                  tf.fill([b * r], np.float32(np.inf)))
-        history, frame_lists = [], [[] for _ in range(b)]
+        history, frame_lists, frame_iterations = [], [[] for _ in range(b)], []
         done, prev_best = 0, None
         while done < o.iterations:
             n = min(o.out_interval, o.iterations - done)
@@ -230,6 +232,7 @@ class Completer:
             if progress is not None:
                 progress(None, float(np.mean(np.minimum(best, total))))
             if frames:
+                frame_iterations.append(done)
                 current = self.generator(state[0][:b], training=False).numpy()
                 for k, image in enumerate(self._finish(images, masks, current, lowres)):
                     frame_lists[k].append(image)
@@ -254,7 +257,8 @@ class Completer:
         if progress is not None:
             progress(b, float(loss_best.mean()))
         return CompletionResult(completed, imgs.to_uint8(generated), imgs.to_uint8(masked),
-                                z_best, loss_best, history, frame_lists, done)
+                                z_best, loss_best, history, frame_lists, done,
+                                frame_iterations=frame_iterations)
 
     def _finish(self, images, masks, generated, lowres):
         """Paste G(z) into the holes (Poisson-blended) with the known pixels copied exactly."""
@@ -334,6 +338,15 @@ def output_names(paths):
     return unique
 
 
+def load_completer(checkpoint_dir=None, options: CompleteOptions | None = None):
+    """A Completer for ``checkpoint_dir``, or for the bundled model when it is None."""
+    checkpoint_dir = checkpoint_dir or bundled_model_dir()
+    if checkpoint_dir is None:
+        raise DcganError("no model given: train one with `dcgan-complete train` and pass its "
+                         "--checkpoint-dir")
+    return Completer.from_checkpoint(checkpoint_dir, options)
+
+
 def complete_files(paths, mask="center", out_dir="out", checkpoint_dir=None,
                    options: CompleteOptions | None = None, frames=False, gif=False, strict=False,
                    mask_params=None, progress=True):
@@ -342,14 +355,8 @@ def complete_files(paths, mask="center", out_dir="out", checkpoint_dir=None,
     Writes, for every input NAME: NAME.png, NAME.masked.png, NAME.generated.png, and with
     ``frames``/``gif`` frames/NAME/NNNNN.png and NAME.gif; plus summary.png and losses.csv.
     """
-    from tqdm import tqdm
-
     options = options or CompleteOptions()
-    checkpoint_dir = checkpoint_dir or bundled_model_dir()
-    if checkpoint_dir is None:
-        raise DcganError("no model given: train one with `dcgan-complete train` and pass its "
-                         "--checkpoint-dir")
-    completer = Completer.from_checkpoint(checkpoint_dir, options)
+    completer = load_completer(checkpoint_dir, options)
     size = completer.size
     paths = [Path(p) for p in paths]
     if not paths:
@@ -363,54 +370,76 @@ def complete_files(paths, mask="center", out_dir="out", checkpoint_dir=None,
                       f"resized (use --strict to refuse them)", ResizeWarning, stacklevel=2)
     if images is None:
         raise DcganError(f"none of the {len(paths)} inputs could be read: {skipped[0][1]}")
-    lowres = mask == "lowres"
     try:
-        mask_list = mask_lib.masks_for_images(good, mask, size, rng=options.seed,
-                                              **(mask_params or {}))
+        masks = np.stack(mask_lib.masks_for_images(good, mask, size, rng=options.seed,
+                                                   **(mask_params or {})))
     except ValueError as exc:
         raise DcganError(str(exc)) from None
-    masks = np.stack(mask_list)
-
-    out_dir = Path(out_dir)
-    inputs = {p.resolve() for p in paths}
     names = output_names(good)
+    inputs = {p.resolve() for p in paths}
+    check_outputs(out_dir, names, inputs)
+    with progress_bar(len(good), progress) as report:
+        result = completer.complete(images, masks, lowres=mask == "lowres",
+                                    frames=frames or gif, progress=report)
+    write_outputs(out_dir, names, images, result, inputs, frames=frames, gif=gif)
+    return CompletionSummary(len(good), skipped, resized, Path(out_dir), result.seconds,
+                             result.iterations_run)
+
+
+def check_outputs(out_dir, names, inputs):
+    """Stop before any work if an output would land on an input file."""
+    out_dir = Path(out_dir)
     planned = [out_dir / f"{name}{suffix}" for name in names
                for suffix in (".png", ".masked.png", ".generated.png", ".gif")]
     for path in planned + [out_dir / "summary.png", out_dir / "losses.csv"]:
         if path.resolve() in inputs:
             raise DcganError(f"refusing to overwrite input file {path}: choose another --out")
+
+
+class progress_bar:
+    """A tqdm bar over images whose ``report(done, loss)`` the Completer calls between chunks."""
+
+    def __init__(self, total, enabled=True, desc="complete"):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="img", desc=desc, disable=not enabled,
+                        dynamic_ncols=True)
+
+    def __enter__(self):
+        def report(done, loss):
+            self.bar.set_postfix(loss=f"{loss:.1f}")
+            if done:
+                self.bar.update(done)
+        return report
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+
+def write_outputs(out_dir, names, images, result: CompletionResult, inputs=(), frames=False,
+                  gif=False):
+    """Write NAME.png, NAME.masked.png, NAME.generated.png (+ frames, GIF), summary.png and
+    losses.csv for a CompletionResult."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(good), unit="img", desc="complete", disable=not progress,
-               dynamic_ncols=True)
-
-    def report(done, loss):
-        bar.set_postfix(loss=f"{loss:.1f}")
-        if done:
-            bar.update(done)
-
-    result = completer.complete(images, masks, lowres=lowres, frames=frames or gif,
-                                progress=report)
-    bar.close()
+    inputs = set(inputs)
     for k, name in enumerate(names):
         targets = {"": result.completed[k], ".masked": result.masked[k],
                    ".generated": result.generated[k]}
         for suffix, image in targets.items():
             _write_safely(out_dir / f"{name}{suffix}.png", image, inputs)
         if frames:
-            for i, frame in enumerate(result.frames[k]):
-                _write_safely(out_dir / "frames" / name / f"{(i + 1) * options.out_interval:05d}.png",
-                              frame, inputs)
+            for iteration, frame in zip(result.frame_iterations, result.frames[k]):
+                _write_safely(out_dir / "frames" / name / f"{iteration:05d}.png", frame, inputs)
         if gif:
             # the masked input, the search every out_interval, and the final (best-z) result last
             sequence = [result.masked[k]] + list(result.frames[k][:-1]) + [result.completed[k]]
             _write_gif(out_dir / f"{name}.gif", sequence, inputs)
-    triplets = [x for k in range(len(good)) for x in
+    triplets = [x for k in range(len(names)) for x in
                 (images[k], result.masked[k], result.completed[k])]
     _write_safely(out_dir / "summary.png",
-                  imgs.image_grid(np.stack(triplets), cols=3 * min(4, len(good))), inputs)
+                  imgs.image_grid(np.stack(triplets), cols=3 * min(4, len(names))), inputs)
     _write_losses(out_dir / "losses.csv", result.history, names)
-    return CompletionSummary(len(good), skipped, resized, out_dir, result.seconds,
-                             result.iterations_run)
 
 
 def _write_safely(path, image, inputs):

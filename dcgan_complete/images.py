@@ -6,7 +6,7 @@ Everything here is numpy; nothing imports TensorFlow.  Images travel through the
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -103,8 +103,8 @@ def write_image(path, image):
     image = np.asarray(image)
     if image.dtype != np.uint8:
         image = to_uint8(image)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # a hidden name beside the target (not mkstemp, whose 0600 mode would stick to the output)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         iio.imwrite(tmp, image, extension=path.suffix.lower())
         os.replace(tmp, path)
