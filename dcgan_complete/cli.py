@@ -39,6 +39,7 @@ def main():
       dcgan-complete align raw/ aligned/
       dcgan-complete train --dataset aligned
       dcgan-complete complete imgs/* --mask center --out out/
+      dcgan-complete evaluate heldout/ --limit 100 --out report/
     """
 
 
@@ -133,56 +134,79 @@ _MASK_HELP = (
     "--seed.")
 
 
+# The options `complete` and `evaluate` share: the model, the mask parameters and the search
+# (CompleteOptions' fields); and the two options both end with.
+_COMPLETION_OPTIONS = (
+    click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=str),
+                 help="A `train` output folder  [default: the bundled face model]"),
+    click.option("--center-scale", default=0.25, show_default=True, type=click.FloatRange(0, 0.5),
+                 help="center: fraction of the side kept on every edge (0.25: the hole is the "
+                      "middle half, a quarter of the area)."),
+    click.option("--fraction", default=0.8, show_default=True, type=click.FloatRange(0, 1),
+                 help="random: fraction of pixels missing."),
+    click.option("--context-weight", default="plain", show_default=True,
+                 type=click.Choice(["plain", "window"]),
+                 help="plain: every known pixel counts the same; window: known pixels count by "
+                      "the share of missing pixels around them (the paper's weighting)."),
+    click.option("--window", default=7, show_default=True, type=click.IntRange(min=1),
+                 help="Side of the square for --context-weight window (odd)."),
+    click.option("--lam", default=0.1, show_default=True, type=click.FloatRange(min=0),
+                 help="Weight of the perceptual (discriminator) loss."),
+    click.option("--prior", default="log1m", show_default=True,
+                 type=click.Choice(["log1m", "nonsat"]),
+                 help="Perceptual loss: log(1 - D(G(z))) (the paper) or -log D(G(z))."),
+    click.option("--optimizer", default="momentum", show_default=True,
+                 type=click.Choice(["momentum", "adam"]),
+                 help="Projected Nesterov momentum, or Adam (as in the paper); z is clipped to "
+                      "[-1, 1] after every step."),
+    click.option("--lr", default=0.01, show_default=True,
+                 type=click.FloatRange(min=0, min_open=True)),
+    click.option("--momentum", default=0.9, show_default=True, type=click.FloatRange(0, 1)),
+    click.option("--iterations", default=1000, show_default=True, type=click.IntRange(min=1)),
+    click.option("--restarts", default=1, show_default=True, type=click.IntRange(min=1),
+                 help="Random starts per image; the lowest loss wins."),
+    click.option("--tolerance", type=click.FloatRange(min=0),
+                 help="Stop a batch early once no image's best loss improved by this fraction "
+                      "over the last --out-interval iterations."),
+    click.option("--out-interval", default=50, show_default=True, type=click.IntRange(min=1),
+                 help="Iterations between frames and loss records."),
+    click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1)),
+    click.option("--blend", default="poisson", show_default=True,
+                 type=click.Choice(["poisson", "none"]),
+                 help="Poisson-blend the fill into the known pixels, or paste it as it is."),
+)
+_RUN_OPTIONS = (
+    click.option("--precision", default="float32", show_default=True,
+                 type=click.Choice(["float32", "mixed_bfloat16"])),
+    click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="CPU threads for TensorFlow (0: all cores)."),
+)
+
+
+def _with_options(options):
+    """Apply a tuple of click options as one decorator, in the order listed."""
+
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--mask", default="center", show_default=True, help=_MASK_HELP)
 @click.option("--out", "out_dir", default="out", show_default=True,
               type=click.Path(file_okay=False, path_type=str),
               help="Output folder (created if missing).")
-@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=str),
-              help="A `train` output folder  [default: the bundled face model]")
-@click.option("--center-scale", default=0.25, show_default=True, type=click.FloatRange(0, 0.5),
-              help="center: fraction of the side kept on every edge (0.25: the hole is the middle"
-                   " half, a quarter of the area).")
-@click.option("--fraction", default=0.8, show_default=True, type=click.FloatRange(0, 1),
-              help="random: fraction of pixels missing.")
-@click.option("--context-weight", default="plain", show_default=True,
-              type=click.Choice(["plain", "window"]),
-              help="plain: every known pixel counts the same; window: known pixels count by the "
-                   "share of missing pixels around them (the paper's weighting).")
-@click.option("--window", default=7, show_default=True, type=click.IntRange(min=1),
-              help="Side of the square for --context-weight window (odd).")
-@click.option("--lam", default=0.1, show_default=True, type=click.FloatRange(min=0),
-              help="Weight of the perceptual (discriminator) loss.")
-@click.option("--prior", default="log1m", show_default=True, type=click.Choice(["log1m", "nonsat"]),
-              help="Perceptual loss: log(1 - D(G(z))) (the paper) or -log D(G(z)).")
-@click.option("--optimizer", default="momentum", show_default=True,
-              type=click.Choice(["momentum", "adam"]),
-              help="Projected Nesterov momentum, or Adam (as in the paper); z is clipped to "
-                   "[-1, 1] after every step.")
-@click.option("--lr", default=0.01, show_default=True, type=click.FloatRange(min=0, min_open=True))
-@click.option("--momentum", default=0.9, show_default=True, type=click.FloatRange(0, 1))
-@click.option("--iterations", default=1000, show_default=True, type=click.IntRange(min=1))
-@click.option("--restarts", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Random starts per image; the lowest loss wins.")
-@click.option("--tolerance", type=click.FloatRange(min=0),
-              help="Stop a batch early once no image's best loss improved by this fraction "
-                   "over the last --out-interval iterations.")
-@click.option("--out-interval", default=50, show_default=True, type=click.IntRange(min=1),
-              help="Iterations between frames and loss records.")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--blend", default="poisson", show_default=True, type=click.Choice(["poisson", "none"]),
-              help="Poisson-blend the fill into the known pixels, or paste it as it is.")
+@_with_options(_COMPLETION_OPTIONS)
 @click.option("--frames", is_flag=True, help="Write the completion every --out-interval "
                                               "iterations to OUT/frames/NAME/.")
 @click.option("--gif", is_flag=True, help="Write OUT/NAME.gif of the iterations.")
 @click.option("--strict", is_flag=True, help="Refuse images that are not the model's size "
                                               "(default: centre-crop and resize them).")
 @click.option("--seed", type=int, help="Seed for random masks and starting z.")
-@click.option("--precision", default="float32", show_default=True,
-              type=click.Choice(["float32", "mixed_bfloat16"]))
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="CPU threads for TensorFlow (0: all cores).")
+@_with_options(_RUN_OPTIONS)
 @_friendly_errors
 def complete(images, mask, out_dir, checkpoint_dir, center_scale, fraction, frames, gif, strict,
              threads, **options):
@@ -261,3 +285,87 @@ def align(raw_dir, aligned_dir, all_faces, skip_multi, upsample, **options):
                            upsample=upsample if upsample == "auto" else int(upsample), **options)
     click.echo(summary)
     click.echo(f"report: {summary.report_path}")
+
+
+# ------------------------------------------------------------------------------------- evaluate
+@main.command()
+@click.argument("aligned_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--mask", "masks", multiple=True,
+              help="A mask kind to evaluate; repeat for several  [default: center, pattern, "
+                   "random and left, the paper's four (left is its 'half')]. Any kind of "
+                   "`complete --mask` but full and lowres.")
+@click.option("--method", "methods", multiple=True,
+              help="A method to score; repeat for several  [default: all]: ours (the model), "
+                   "biharmonic, telea, navier-stokes, mean.")
+@click.option("--limit", type=click.IntRange(min=1),
+              help="Use only this many images, drawn at random with --seed.")
+@click.option("--out", "out_dir", default="report", show_default=True,
+              type=click.Path(file_okay=False, path_type=str),
+              help="Output folder (created if missing).")
+@_with_options(_COMPLETION_OPTIONS)
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seed for the choice of images, the random masks and the starting z.")
+@_with_options(_RUN_OPTIONS)
+@_friendly_errors
+def evaluate(aligned_dir, masks, methods, limit, out_dir, checkpoint_dir, center_scale, fraction,
+             seed, threads, **options):
+    """Score the model's completions of ALIGNED_DIR's faces against the originals.
+
+    Every image is masked with every --mask and filled by the model (all of `complete`'s
+    options apply) and by classical inpainting: scikit-image's biharmonic, OpenCV's Telea and
+    Navier-Stokes, and the mean colour of the known pixels.  Use faces the model never saw.
+    The baselines need `pip install 'dcgan-complete[eval]'`.
+
+    \b
+    Prints a table (reStructuredText) and writes into --out:
+      summary.csv, summary.json  per mask and method: PSNR, PSNR of the hole, SSIM, share with a
+                                 face found (dlib, 4x enlarged), embedding distance to the
+                                 original (and share < 0.6: same person), seconds per image
+      per_image.csv              every score of every image
+      comparison.png             original | masked | ours | biharmonic | telea, per mask
+    """
+    _start_tensorflow(threads)
+    from dcgan_complete.complete import CompleteOptions
+    from dcgan_complete.evaluate import DEFAULT_MASKS, METHODS, evaluate as run_evaluation
+
+    summary = run_evaluation(
+        aligned_dir, checkpoint_dir=checkpoint_dir, masks=masks or DEFAULT_MASKS,
+        methods=methods or METHODS, limit=limit, seed=seed, out_dir=out_dir,
+        options=CompleteOptions(seed=seed, **options),
+        mask_params={"scale": center_scale, "fraction": fraction})
+    for path, reason in summary.skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    if summary.resized:
+        click.echo(f"warning: {summary.resized} image(s) were centre-cropped and resized to the "
+                   "model's size", err=True)
+    click.echo(summary.report())
+    click.echo(f"\n{summary.images} image(s) in {summary.seconds:.1f} s; report in "
+               f"{summary.out_dir}/")
+
+
+# ----------------------------------------------------------------------------------------- demo
+@main.command()
+@click.option("--out", "out_dir", default="demo-out", show_default=True,
+              type=click.Path(file_okay=False, path_type=str), help="Output folder.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=str),
+              help="A `train` output folder  [default: the bundled face model]")
+@click.option("--samples", type=click.Path(file_okay=False, path_type=str),
+              help="A folder of aligned faces  [default: the bundled sample faces]")
+@click.option("--iterations", default=600, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@_with_options(_RUN_OPTIONS)
+@_friendly_errors
+def demo(out_dir, checkpoint_dir, samples, iterations, seed, precision, threads):
+    """Complete the sample faces with center, random, scratches and text masks.
+
+    Writes OUT/summary.png (one row per face: original, then masked | completed per mask) and,
+    per mask, OUT/KIND/ with what `complete --gif` writes.
+    """
+    _start_tensorflow(threads)
+    from dcgan_complete.complete import CompleteOptions
+    from dcgan_complete.demo import run_demo
+
+    summary = run_demo(out_dir, checkpoint_dir=checkpoint_dir, samples=samples,
+                       options=CompleteOptions(iterations=iterations, seed=seed,
+                                               precision=precision))
+    click.echo(f"done: {summary} (and one folder per mask in {out_dir}/)")
