@@ -144,7 +144,7 @@ _COMPLETION_OPTIONS = (
                       "middle half, a quarter of the area)."),
     click.option("--fraction", default=0.8, show_default=True, type=click.FloatRange(0, 1),
                  help="random: fraction of pixels missing."),
-    click.option("--context-weight", default="plain", show_default=True,
+    click.option("--context-weight", default="window", show_default=True,
                  type=click.Choice(["plain", "window"]),
                  help="plain: every known pixel counts the same; window: known pixels count by "
                       "the share of missing pixels around them (the paper's weighting)."),

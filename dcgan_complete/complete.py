@@ -51,7 +51,7 @@ class CompleteOptions:
 
     lam: float = 0.1
     prior: str = "log1m"
-    context_weight: str = "plain"
+    context_weight: str = "window"  # +0.8 dB PSNR over plain on center holes (README)
     window: int = 7
     optimizer: str = "momentum"
     lr: float = 0.01
