@@ -172,7 +172,8 @@ class Completer:
             Treat the images as known only through their 8x8 block averages (``--mask lowres``).
         frames : bool
             Keep the completion every ``out_interval`` iterations (for ``--frames``/``--gif``).
-        progress : callable(done_images, mean_loss) or None
+        progress : callable(images_done, mean_loss, iterations_done) or None
+            Called after every chunk of iterations (``images_done`` is 0 until a batch ends).
         rng : numpy Generator or seed for the starting z (default: ``options.seed``).
         """
         images = np.asarray(images)
@@ -230,7 +231,7 @@ class Completer:
                                 float(total[k])))
             best = state[5].numpy()
             if progress is not None:
-                progress(None, float(np.mean(np.minimum(best, total))))
+                progress(0, float(np.mean(np.minimum(best, total))), n)
             if frames:
                 frame_iterations.append(done)
                 current = self.generator(state[0][:b], training=False).numpy()
@@ -254,8 +255,8 @@ class Completer:
         z_best, loss_best = best_z[rows], best_loss[rows]
         generated = self.generator(tf.constant(z_best), training=False).numpy()
         completed = self._finish(images, masks, generated, lowres)
-        if progress is not None:
-            progress(b, float(loss_best.mean()))
+        if progress is not None:  # a batch that stopped early skips its remaining iterations
+            progress(b, float(loss_best.mean()), o.iterations - done)
         return CompletionResult(completed, imgs.to_uint8(generated), imgs.to_uint8(masked),
                                 z_best, loss_best, history, frame_lists, done,
                                 frame_iterations=frame_iterations)
@@ -378,7 +379,7 @@ def complete_files(paths, mask="center", out_dir="out", checkpoint_dir=None,
     names = output_names(good)
     inputs = {p.resolve() for p in paths}
     check_outputs(out_dir, names, inputs)
-    with progress_bar(len(good), progress) as report:
+    with progress_bar(len(good), options.iterations, options.batch_size, progress) as report:
         result = completer.complete(images, masks, lowres=mask == "lowres",
                                     frames=frames or gif, progress=report)
     write_outputs(out_dir, names, images, result, inputs, frames=frames, gif=gif)
@@ -397,19 +398,22 @@ def check_outputs(out_dir, names, inputs):
 
 
 class progress_bar:
-    """A tqdm bar over images whose ``report(done, loss)`` the Completer calls between chunks."""
+    """A tqdm bar over all iterations of all batches, with images done and the mean loss; its
+    ``report`` is what ``Completer.complete`` calls between chunks."""
 
-    def __init__(self, total, enabled=True, desc="complete"):
+    def __init__(self, images, iterations, batch_size, enabled=True, desc="complete"):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, unit="img", desc=desc, disable=not enabled,
+        self.images, self.done = images, 0
+        batches = -(-images // batch_size)
+        self.bar = tqdm(total=batches * iterations, unit="it", desc=desc, disable=not enabled,
                         dynamic_ncols=True)
 
     def __enter__(self):
-        def report(done, loss):
-            self.bar.set_postfix(loss=f"{loss:.1f}")
-            if done:
-                self.bar.update(done)
+        def report(images_done, loss, iterations):
+            self.done += images_done
+            self.bar.set_postfix_str(f"images {self.done}/{self.images}, loss {loss:.1f}")
+            self.bar.update(iterations)
         return report
 
     def __exit__(self, *exc):

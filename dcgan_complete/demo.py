@@ -53,7 +53,8 @@ def run_demo(out_dir="demo-out", checkpoint_dir=None, samples=None, mask_kinds=D
     masks = np.stack([mask_lib.make_mask(kind, size, rng=rng) for kind in mask_kinds
                       for _ in good])
     batch = np.concatenate([faces] * len(mask_kinds))
-    with progress_bar(len(batch), progress, desc="demo") as report:
+    with progress_bar(len(batch), options.iterations, options.batch_size, progress,
+                      desc="demo") as report:
         result = completer.complete(batch, masks, frames=True, progress=report)
     names = output_names(good)
     n = len(good)

@@ -317,7 +317,7 @@ def evaluate(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS, methods=METH
             bar.set_postfix_str(f"{kind}/{method}")
             filled, seconds = _fill(
                 method, images, mask_stack, completer, np.random.default_rng([seed, kind_key, 1]),
-                lambda done, loss: bar.set_postfix_str(f"{kind}/{method}, loss {loss:.1f}"))
+                lambda done, loss, iterations: bar.set_postfix_str(f"{kind}/{method}, loss {loss:.1f}"))
             shown[kind, method] = filled[:COMPARISON_IMAGES]
             for k in range(n):
                 scores = _scores(images[k], filled[k], mask_stack[k], checker,
