@@ -392,13 +392,10 @@ def _first_image_size(paths):
 
 
 def _load_model(checkpoint_dir, options):
-    from dcgan_complete.complete import CompleteOptions, Completer, bundled_model_dir
+    from dcgan_complete.complete import bundled_model_dir, load_completer
 
     checkpoint_dir = checkpoint_dir or bundled_model_dir()
-    if checkpoint_dir is None:
-        raise DcganError("no model given: train one with `dcgan-complete train` and pass its "
-                         "--checkpoint-dir")
-    return Completer.from_checkpoint(checkpoint_dir, options or CompleteOptions()), checkpoint_dir
+    return load_completer(checkpoint_dir, options), checkpoint_dir
 
 
 def _fill(method, images, masks, completer, rng, progress):
