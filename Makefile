@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install test bench clean
+.PHONY: install demo test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ $(VENV)/.installed: $(BIN)/python setup.cfg setup.py
 	touch $@
 
 install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/dcgan-complete demo --out demo-out
 
 test: install
 	$(BIN)/python -m pytest -q
