@@ -1,0 +1,25 @@
+import numpy as np
+
+from dcgan_complete.complete import bundled_model_dir
+from dcgan_complete.model import load_models
+
+
+def test_bundled_weights_load_and_generate_faces_in_range():
+    directory = bundled_model_dir()
+    assert directory is not None and (directory / "MODEL_CARD.md").is_file()
+    size = sum(p.stat().st_size for p in directory.glob("*.weights.h5"))
+    assert size <= 40e6
+    config, generator, discriminator = load_models(directory)
+    assert config.image_size == 64
+    z = np.random.default_rng(0).uniform(-1, 1, (4, config.z_dim)).astype("float32")
+    images = generator(z, training=False).numpy()
+    assert images.shape == (4, 64, 64, 3)
+    assert images.min() >= -1 and images.max() <= 1
+    assert images.std() > 0.1  # trained weights give varied pixels, not a constant
+    assert discriminator(images, training=False).shape == (4, 1)
+
+
+def test_model_card_names_data_terms_and_training():
+    card = (bundled_model_dir() / "MODEL_CARD.md").read_text()
+    for needed in ("non-commercial", "LFW", "UTKFace", "dcgan-complete train", "steps"):
+        assert needed in card
