@@ -452,15 +452,10 @@ def _write_safely(path, image, inputs):
     imgs.write_image(path, image)
 
 
-def _write_gif(path, frames, inputs, seconds_per_frame=0.1):
-    import imageio.v3 as iio
-
+def _write_gif(path, frames, inputs):
     if path.resolve() in inputs:
         raise DcganError(f"refusing to overwrite input file {path}: choose another --out")
-    tmp = path.with_name(f".tmp-{path.name}")
-    iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=int(seconds_per_frame * 1000),
-                loop=0)
-    tmp.replace(path)
+    imgs.write_animation(path, frames)
 
 
 def _write_losses(path, history, names):

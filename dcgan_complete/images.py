@@ -90,28 +90,43 @@ def as_rgb_uint8(image, name="image"):
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def write_image(path, image):
-    """Write ``image`` (``uint8`` or float in ``[-1, 1]``, HxW or HxWxC) to ``path`` atomically.
+def _atomic_path(path):
+    """A hidden temporary name beside ``path``, to write to and then rename (not mkstemp, whose
+    0600 mode would stick to the output)."""
+    return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
 
-    The data go to a temporary file in the same folder, which is then renamed, so an interrupted
-    run never leaves a half-written image.  The format follows the extension (PNG, JPEG, GIF...).
-    """
+
+def _write_atomically(path, data, **kwargs):
     import imageio.v3 as iio
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _atomic_path(path)
+    try:
+        iio.imwrite(tmp, data, extension=path.suffix.lower(), **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_image(path, image):
+    """Write ``image`` (``uint8`` or float in ``[-1, 1]``, HxW or HxWxC) to ``path`` atomically.
+
+    The data go to a temporary file in the same folder, which is then renamed, so an interrupted
+    run never leaves a half-written image.  The format follows the extension (PNG, JPEG...).
+    """
     image = np.asarray(image)
     if image.dtype != np.uint8:
         image = to_uint8(image)
-    # a hidden name beside the target (not mkstemp, whose 0600 mode would stick to the output)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        iio.imwrite(tmp, image, extension=path.suffix.lower())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _write_atomically(path, image)
+
+
+def write_animation(path, frames, seconds_per_frame=0.1):
+    """Write a looping animated GIF of ``uint8`` frames ``(N, H, W, 3)`` atomically."""
+    return _write_atomically(path, np.stack(frames), duration=int(seconds_per_frame * 1000),
+                             loop=0)
 
 
 def to_float(image):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+from pathlib import Path
 
 import keras
 from keras import layers
@@ -152,9 +154,6 @@ DISCRIMINATOR_FILE = "discriminator.weights.h5"
 
 def export_weights(directory, generator, discriminator):
     """Write both networks' weights as Keras ``.weights.h5`` files, each atomically."""
-    import os
-    from pathlib import Path
-
     directory = Path(directory)
     for model, name in ((generator, GENERATOR_FILE), (discriminator, DISCRIMINATOR_FILE)):
         tmp = directory / f".tmp-{os.getpid()}-{name}"
@@ -171,8 +170,6 @@ def load_models(directory, dtype="float32"):
     FileNotFoundError
         If the directory has no config or no exported weights.
     """
-    from pathlib import Path
-
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
     if not config_path.is_file() or not (directory / GENERATOR_FILE).is_file():
