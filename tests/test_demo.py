@@ -1,4 +1,11 @@
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from dcgan_complete.cli import main
@@ -36,3 +43,26 @@ def test_demo_cli_says_where_results_are(tiny_model_dir, tmp_path):
                                        "--checkpoint-dir", str(tiny_model_dir)])
     assert result.exit_code == 0, result.output
     assert str(tmp_path / "d" / "summary.png") in result.output
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(not (ROOT / "setup.py").is_file(), reason="needs a source checkout")
+def test_wheel_carries_sample_faces_and_weights(tmp_path):
+    # build from a copy: a stale build/ in the checkout could hide a missing file
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "dcgan_complete", src / "dcgan_complete",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "data" / "samples", src / "data" / "samples")
+    for name in ("setup.py", "setup.cfg", "MANIFEST.in", "README.rst"):
+        shutil.copy2(ROOT / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path / "dist"), str(src)], check=True)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    samples = ROOT / "data" / "samples"
+    for sample in sorted(samples.glob("*.png")) + [samples / "README.rst"]:
+        assert f"dcgan_complete/samples/{sample.name}" in names
+    for weight in (ROOT / "dcgan_complete" / "weights").iterdir():
+        assert f"dcgan_complete/weights/{weight.name}" in names
