@@ -319,7 +319,7 @@ def evaluate(aligned_dir, masks, methods, limit, out_dir, checkpoint_dir, center
     \b
     Prints a table (reStructuredText) and writes into --out:
       summary.csv, summary.json  per mask and method: PSNR, PSNR of the hole, SSIM, share with a
-                                 face found (dlib, 4x enlarged), embedding distance to the
+                                 face found (dlib, padded and 4x enlarged), embedding distance to the
                                  original (and share < 0.6: same person), seconds per image
       per_image.csv              every score of every image
       comparison.png             original | masked | ours | biharmonic | telea, per mask
