@@ -137,3 +137,17 @@ def test_face_checker_validates_images(checker):
         checker.face_found(np.zeros((64, 64, 3)))
     with pytest.raises(ValueError, match="box"):
         checker.embedding(np.zeros((64, 64, 3), np.uint8), box=(0, 0, 10))
+
+
+def test_face_found_pads_crops_whose_face_reaches_the_border(checker):
+    # In this aligned sample the face fills the crop: the detector misses it unpadded.
+    from pathlib import Path
+
+    from dcgan_complete import metrics
+    from dcgan_complete.images import read_image
+
+    face = read_image(Path(__file__).resolve().parent.parent / "data/samples/obama_oval_office.png")
+    unpadded = checker._aligner.face_boxes(metrics._upscaled(face, metrics.FACE_UPSCALE),
+                                           upsample=0)
+    assert not unpadded
+    assert checker.face_found(face)
