@@ -1,9 +1,11 @@
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dcgan_complete.images import center_crop_resize
+from dcgan_complete import metrics
+from dcgan_complete.images import center_crop_resize, read_image
 from dcgan_complete.metrics import (PSNR_CAP_DB, SAME_PERSON_DISTANCE, FaceChecker,
                                     MissingDependencyError, psnr, ssim)
 
@@ -141,11 +143,6 @@ def test_face_checker_validates_images(checker):
 
 def test_face_found_pads_crops_whose_face_reaches_the_border(checker):
     # In this aligned sample the face fills the crop: the detector misses it unpadded.
-    from pathlib import Path
-
-    from dcgan_complete import metrics
-    from dcgan_complete.images import read_image
-
     face = read_image(Path(__file__).resolve().parent.parent / "data/samples/obama_oval_office.png")
     unpadded = checker._aligner.face_boxes(metrics._upscaled(face, metrics.FACE_UPSCALE),
                                            upsample=0)
