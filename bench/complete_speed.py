@@ -28,7 +28,7 @@ def main():
     args = parser.parse_args()
     _common.set_threads(args.threads)
 
-    from dcgan_complete.complete import CompleteOptions, Completer
+    from dcgan_complete.search import CompleteOptions, Completer, SearchState, Targets
     from dcgan_complete.masks import center_mask
     from dcgan_complete.model import (ModelConfig, build_discriminator, build_generator,
                                       forward_flops, load_models)
@@ -49,16 +49,12 @@ def main():
         completer = Completer(g, d, CompleteOptions(iterations=n, out_interval=n,
                                                     batch_size=args.batch_size, seed=0))
         completer.complete(images[:args.batch_size], masks)  # trace
-        import tensorflow as tf
         # time the compiled loop alone, then the whole call
-        y = tf.constant(images / 127.5 - 1.0, tf.float32)
-        w = tf.constant(masks[..., None])
-        z = tf.constant(rng.uniform(-1, 1, (args.batch_size, config.z_dim)).astype(np.float32))
-        zeros = tf.zeros_like(z)
-        state = (z, zeros, zeros, tf.constant(0.0), z, tf.fill([args.batch_size], np.inf))
-        completer._chunk(state, y, w, tf.constant(n), False)[0].numpy()
+        targets = Targets.build(images, masks, completer.options)
+        state = SearchState.start(rng.uniform(-1, 1, (args.batch_size, config.z_dim)))
+        completer.search(state, targets, n).z.numpy()
         t = time.perf_counter()
-        completer._chunk(state, y, w, tf.constant(n), False)[0].numpy()
+        completer.search(state, targets, n).z.numpy()
         loop = time.perf_counter() - t
         t = time.perf_counter()
         completer.complete(images, masks)

@@ -17,10 +17,12 @@ References
 """
 from __future__ import annotations
 
-import csv
+import contextlib
+import dataclasses
+import errno
 import functools
 import importlib.util
-import io
+import json
 import os
 import signal
 import time
@@ -30,17 +32,17 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan_complete.errors import DcganError
+from dcgan_complete import files
+from dcgan_complete.errors import DcganError, OptionError
+from dcgan_complete.files import display_name
 from dcgan_complete.images import ImageReadError, find_images, read_image, write_image
+from dcgan_complete.options import ALIGN_BORDERS, ALIGN_LANDMARKS, AlignOptions
 
 # dlib's 68-point landmark indices (0-based) of the two triples OpenFace aligns on.
 INNER_EYES_AND_BOTTOM_LIP = (39, 42, 57)
 OUTER_EYES_AND_NOSE = (36, 45, 33)
 
-LANDMARK_SETS = {
-    "inner-eyes-and-bottom-lip": INNER_EYES_AND_BOTTOM_LIP,
-    "outer-eyes-and-nose": OUTER_EYES_AND_NOSE,
-}
+LANDMARK_SETS = dict(zip(ALIGN_LANDMARKS, (INNER_EYES_AND_BOTTOM_LIP, OUTER_EYES_AND_NOSE)))
 
 # Where those landmarks sit in the aligned crop, as fractions of its side (x, y): OpenFace's mean
 # landmarks, min-max normalised to the unit square.
@@ -53,9 +55,14 @@ TEMPLATE = {
     57: (0.500204, 0.750584),  # middle of the bottom lip
 }
 
-BORDERS = ("reflect", "black")
+BORDERS = ALIGN_BORDERS
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 REPORT_NAME = "align_report.csv"
+# The options that decide what a crop looks like and how it is named, kept in ALIGNED_DIR.
+RECORD_NAME = "align_options.json"
+RECORDED_OPTIONS = ("size", "landmarks", "border", "all_faces")
+# Write errors that no other photo would escape: the run stops instead of failing every photo.
+FATAL_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 # Reasons an input produced no output, as written in the report.
 NO_FACE = "no face"
@@ -63,6 +70,7 @@ SEVERAL_FACES = "several faces"
 UNREADABLE = "unreadable"
 FAILED = "failed"
 _ALIGNED = "aligned"
+_STOP = "stop"  # a write error that stops the run (FATAL_WRITE_ERRORS)
 
 
 def default_predictor_path():
@@ -81,9 +89,8 @@ def default_predictor_path():
         path = Path(location) / "models" / PREDICTOR_FILE
         if path.is_file():
             return path
-    raise DcganError(
-        f"dlib's landmark model {PREDICTOR_FILE} was not found: "
-        "pip install face-recognition-models==0.3.0, or pass --predictor PATH")
+    raise DcganError(f"dlib's landmark model {PREDICTOR_FILE} was not found: "
+                     "pip install face-recognition-models==0.3.0")
 
 
 def template_points(landmark_indices, size):
@@ -225,12 +232,17 @@ class FaceAligner:
         import dlib
 
         path = Path(predictor) if predictor is not None else default_predictor_path()
+        if path.is_dir():
+            raise DcganError(f"landmark model {display_name(path)} is a folder, not dlib's "
+                             f"{PREDICTOR_FILE}")
         if not path.is_file():
-            raise DcganError(f"landmark model not found: {path}")
+            raise DcganError(f"landmark model not found: {display_name(path)}")
         try:
             self._predictor = dlib.shape_predictor(str(path))
         except RuntimeError as exc:
-            raise DcganError(f"cannot load the landmark model {path}: {exc}") from None
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "not a model"
+            raise DcganError(f"cannot load the landmark model {display_name(path)}: {reason}") \
+                from None
         self._detector = dlib.get_frontal_face_detector()
         self._rectangle = dlib.rectangle
         self.predictor_path = path
@@ -338,44 +350,60 @@ class AlignSummary:
                 f"{minutes}m{seconds:02d}s)")
 
 
+def _first_line(message):
+    lines = str(message).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _write_failure(exc):
+    """FAILED for a crop that could not be written, or _STOP if no other crop could be either."""
+    cause = exc.__context__  # files.atomic_write raises its one-line DcganError from the OSError
+    fatal = isinstance(cause, OSError) and cause.errno in FATAL_WRITE_ERRORS
+    return _STOP if fatal else FAILED
+
+
 @dataclass(frozen=True)
 class _AlignJob:
     """Aligns one photo and writes its crop(s); picklable, so worker processes can run it."""
 
     aligned_dir: Path
     predictor_path: Path
-    size: int
     landmark_indices: tuple
-    all_faces: bool
-    skip_multi: bool
-    upsample: object
-    border: str
+    options: AlignOptions
 
     def __call__(self, task):
+        """Return ``(relative path, status, number of crops, detail)`` for one photo."""
         source, relative, name = task
         try:
             image = read_image(source)
-        except ImageReadError as exc:
-            return relative, UNREADABLE, 0, str(exc).splitlines()[0]
+        except ImageReadError as exc:  # says why: a folder, not an image, damaged, too large
+            return relative, UNREADABLE, 0, _first_line(exc)
         try:
-            aligner = _load_aligner(self.predictor_path)
-            boxes = aligner.face_boxes(image, self.upsample)
-            if not boxes:
-                return relative, NO_FACE, 0, ""
-            if len(boxes) > 1 and self.skip_multi:
-                return relative, SEVERAL_FACES, 0, f"{len(boxes)} faces"
-            boxes = sorted(boxes, key=_box_area, reverse=True)
-            if not self.all_faces:
-                boxes = boxes[:1]
-            crops = [aligner.align(image, box, self.size, self.landmark_indices, self.border)
-                     for box in boxes]
-            # Last face first: once NAME_0.png exists, the photo is done (see _output_path).
-            for index in reversed(range(len(crops))):
-                suffix = f"_{index}" if self.all_faces else ""
-                write_image(self.aligned_dir / f"{name}{suffix}.png", crops[index])
-            return relative, _ALIGNED, len(crops), ""
+            status, crops, detail = self._align(image)
+            self._write(name, crops)
+        except DcganError as exc:  # a crop could not be written (files.atomic_write)
+            return relative, _write_failure(exc), 0, _first_line(exc)
         except Exception as exc:  # report the photo and go on with the others
-            return relative, FAILED, 0, f"{exc.__class__.__name__}: {exc}".splitlines()[0]
+            return relative, FAILED, 0, _first_line(f"{exc.__class__.__name__}: {exc}")
+        return relative, status, len(crops), detail
+
+    def _align(self, image):
+        """Return ``(status, crops, detail)``: the crops of the faces to keep, largest first."""
+        options, aligner = self.options, _load_aligner(self.predictor_path)
+        boxes = aligner.face_boxes(image, options.upsample)
+        if not boxes:
+            return NO_FACE, [], ""
+        if len(boxes) > 1 and options.skip_multi:
+            return SEVERAL_FACES, [], f"{len(boxes)} faces"
+        boxes = sorted(boxes, key=_box_area, reverse=True)[:None if options.all_faces else 1]
+        return _ALIGNED, [aligner.align(image, box, options.size, self.landmark_indices,
+                                        options.border) for box in boxes], ""
+
+    def _write(self, name, crops):
+        # Last face first: once NAME_0.png exists, the photo is done (see _output_path).
+        for index in reversed(range(len(crops))):
+            suffix = f"_{index}" if self.options.all_faces else ""
+            write_image(self.aligned_dir / f"{name}{suffix}.png", crops[index])
 
 
 def _init_worker():
@@ -408,14 +436,6 @@ def _output_path(aligned_dir, name, all_faces):
     return aligned_dir / (f"{name}_0.png" if all_faces else f"{name}.png")
 
 
-def _is_inside(path, folder):
-    try:
-        path.relative_to(folder)
-        return True
-    except ValueError:
-        return False
-
-
 def _available_cores():
     try:
         return len(os.sched_getaffinity(0))
@@ -423,100 +443,119 @@ def _available_cores():
         return os.cpu_count() or 1
 
 
-def _write_report(path, rejected):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "reason", "detail"])
-    writer.writerows(sorted(rejected))
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(temporary, path)
+# ------------------------------------------------------------------------- align_folder's steps
+def _options(options, overrides):
+    """The AlignOptions to use (validated) and the three landmark indices they name."""
+    options = dataclasses.replace(options or AlignOptions(), **overrides)
+    indices = LANDMARK_SETS.get(options.landmarks) if isinstance(options.landmarks, str) else \
+        tuple(options.landmarks)
+    unknown = [i for i in indices if i not in TEMPLATE]
+    if unknown:
+        raise OptionError("landmarks", f"{{landmarks}}: no template position for landmark(s) "
+                                       f"{unknown}; known: {sorted(TEMPLATE)}")
+    return options, indices
 
 
-def align_folder(raw_dir, aligned_dir, size=64, landmarks="inner-eyes-and-bottom-lip",
-                 all_faces=False, skip_multi=False, upsample="auto", border="reflect",
-                 workers=None, predictor=None, progress=True):
-    """Align the faces in the photos under ``raw_dir`` to flat square PNGs in ``aligned_dir``.
-
-    ``raw_dir`` is searched recursively for .png, .jpg and .jpeg files (any case).  Each output is
-    named after its photo (``Person/Person_0001.jpg`` -> ``Person_0001.png``; folder names are
-    prepended only where stems clash).  Outputs that already exist are skipped, so an
-    interrupted run can simply be started again; files are written under a temporary name and
-    renamed, so none is ever half-written.  Every photo that gave no output is listed with the
-    reason in ``aligned_dir/align_report.csv``.
-
-    Parameters
-    ----------
-    raw_dir, aligned_dir : str or Path
-        Input photos, and where the crops go (created if needed).  ``aligned_dir`` may lie
-        inside ``raw_dir``; its contents are then not taken as input.
-    size : int
-        Side of the crops in pixels.
-    landmarks : str or sequence of three ints
-        ``'inner-eyes-and-bottom-lip'`` (OpenFace's default), ``'outer-eyes-and-nose'``, or
-        three dlib landmark indices that have a :data:`TEMPLATE` position.
-    all_faces : bool
-        Write every face as ``NAME_0.png``, ``NAME_1.png``, ... (largest first) instead of only
-        the largest as ``NAME.png``.
-    skip_multi : bool
-        Skip photos in which more than one face is found (reported as "several faces").
-    upsample : int or 'auto'
-        See :meth:`FaceAligner.face_boxes`.
-    border : {'reflect', 'black'}
-        See :func:`warp_affine`.
-    workers : int, optional
-        Processes to use; by default one per available core.
-    predictor : str or Path, optional
-        The 68-point landmark model, if not the one from ``face-recognition-models``.
-    progress : bool
-        Show a tqdm progress bar on stderr.
-
-    Returns
-    -------
-    AlignSummary
-
-    Raises
-    ------
-    DcganError
-        If ``raw_dir`` is missing or holds no images, or the landmark model cannot be loaded.
-    ValueError
-        For option values outside the ones listed above.
-    """
-    start = time.perf_counter()
-    landmark_indices = LANDMARK_SETS.get(landmarks) if isinstance(landmarks, str) else \
-        tuple(int(i) for i in landmarks)
-    if landmark_indices is None:
-        raise ValueError(f"landmarks must be one of {sorted(LANDMARK_SETS)} or three indices, "
-                         f"got {landmarks!r}")
-    template_points(landmark_indices, size)  # validates the indices
-    if len(landmark_indices) != 3 or size < 1:
-        raise ValueError(f"need three landmarks and a positive size, got {landmarks!r}, {size}")
-    if border not in BORDERS:
-        raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
-    if upsample != "auto" and (isinstance(upsample, bool) or not isinstance(upsample, int)
-                               or upsample < 0):
-        raise ValueError(f"upsample must be 'auto' or an integer >= 0, got {upsample!r}")
-    if all_faces and skip_multi:
-        raise ValueError("all_faces and skip_multi exclude each other")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-
-    raw_dir, aligned_dir = Path(raw_dir), Path(aligned_dir)
+def _find_sources(raw_dir, aligned_dir):
+    """The photos under ``raw_dir``, without any in ``aligned_dir``."""
     if not raw_dir.is_dir():
-        raise DcganError(f"RAW_DIR {raw_dir} is not a folder" if raw_dir.exists()
-                         else f"RAW_DIR {raw_dir} does not exist")
+        raise DcganError(f"RAW_DIR {display_name(raw_dir)} is a file, not a folder of photos"
+                         if raw_dir.exists() else f"RAW_DIR {display_name(raw_dir)} does not exist")
     if raw_dir.resolve() == aligned_dir.resolve():
         raise DcganError("ALIGNED_DIR must not be RAW_DIR itself")
-    aligned_resolved = aligned_dir.resolve()
-    sources = [p for p in find_images(raw_dir) if not _is_inside(p.resolve(), aligned_resolved)]
+    sources = find_images(raw_dir)
+    if files.is_inside(aligned_dir, raw_dir):  # its crops are not photos to align
+        sources = [p for p in sources if not files.is_inside(p, aligned_dir)]
     if not sources:
-        raise DcganError(f"no .png, .jpg or .jpeg images in {raw_dir}")
+        raise DcganError(f"no .png, .jpg or .jpeg images in {display_name(raw_dir)}")
+    return sources
 
-    # Load the model here first: a missing file fails before any work, and forked workers
-    # inherit it instead of loading their own.
-    aligner = _load_aligner(Path(predictor) if predictor is not None else default_predictor_path())
-    aligned_dir.mkdir(parents=True, exist_ok=True)
 
+def _record(options, indices):
+    """What :data:`RECORD_NAME` keeps: the options that decide a crop's pixels and name."""
+    landmarks = next((name for name, s in LANDMARK_SETS.items() if s == tuple(indices)),
+                     list(indices))
+    return {"size": options.size, "landmarks": landmarks, "border": options.border,
+            "all_faces": options.all_faces}
+
+
+def _read_record(aligned_dir):
+    """The options recorded in ``aligned_dir``, or None for a folder without the record."""
+    path = aligned_dir / RECORD_NAME
+    if not path.is_file():
+        return None
+    try:
+        saved = AlignOptions(**{k: v for k, v in json.loads(path.read_text()).items()
+                                if k in RECORDED_OPTIONS})
+        return _record(saved, _options(saved, {})[1])
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise DcganError(f"{display_name(path)} is unreadable ({_first_line(exc)}); move it "
+                         f"away to start afresh") from None
+
+
+def _first_crop(aligned_dir):
+    """A crop already in ``aligned_dir`` (any .png but temporary files), or None."""
+    with os.scandir(aligned_dir) as entries:
+        return next((Path(e.path) for e in entries if e.name.lower().endswith(".png")
+                     and not e.name.startswith(".") and e.is_file()), None)
+
+
+def _show(value):
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _check_output_folder(aligned_dir, options, indices):
+    """Make sure ``aligned_dir`` can be written and holds no crops made with other options.
+
+    Returns the record to keep there.  A folder from before the record was kept is checked by
+    the size of one of its crops.
+    """
+    files.ensure_writable_dir(aligned_dir, "aligned_dir")
+    wanted = _record(options, indices)
+    crop = _first_crop(aligned_dir)
+    if crop is None:
+        return wanted
+    where = display_name(aligned_dir)
+    saved = _read_record(aligned_dir)
+    if saved is None:
+        from PIL import Image
+
+        try:
+            with Image.open(crop) as image:
+                width, height = image.size
+        except Exception:  # not a crop of ours: nothing to compare with
+            return wanted
+        if (width, height) != (options.size, options.size):
+            raise OptionError(("size", "aligned_dir"),
+                              f"{where} holds {width}x{height} crops, not {{size}} "
+                              f"{options.size}: pass {{size}} {width} to add to them, or choose "
+                              f"another {{aligned_dir}}")
+        return wanted
+    differ = [k for k in RECORDED_OPTIONS if saved[k] != wanted[k]]
+    if differ:
+        made = ", ".join(f"{{{k}}} {_show(saved[k])} (asked {_show(wanted[k])})" for k in differ)
+        raise OptionError(tuple(differ) + ("aligned_dir",),
+                          f"{where} holds crops made with {made}: pass the same options to add "
+                          f"to them, or choose another {{aligned_dir}}")
+    return wanted
+
+
+def _load_model(options):
+    """The FaceAligner, loaded before any work: a missing model fails at once, and forked
+    workers inherit it."""
+    if options.predictor is not None:
+        return _load_aligner(Path(options.predictor))
+    try:
+        return _load_aligner(default_predictor_path())
+    except DcganError as exc:
+        raise OptionError("predictor", f"{exc}, or pass {{predictor}} PATH") \
+            from None
+
+
+def _plan(raw_dir, aligned_dir, sources, all_faces):
+    """The summary to fill and the ``(source, relative path, name)`` of each photo to do."""
     relative = [p.relative_to(raw_dir) for p in sources]
     summary = AlignSummary(found=len(sources), report_path=aligned_dir / REPORT_NAME)
     tasks = []
@@ -525,22 +564,101 @@ def align_folder(raw_dir, aligned_dir, size=64, landmarks="inner-eyes-and-bottom
             summary.skipped += 1
         else:
             tasks.append((source, rel.as_posix(), name))
+    return summary, tasks
 
-    job = _AlignJob(aligned_dir, aligner.predictor_path, size, landmark_indices, all_faces,
-                    skip_multi, upsample, border)
+
+_COUNTERS = {NO_FACE: "no_face", SEVERAL_FACES: "several_faces", UNREADABLE: "unreadable",
+             FAILED: "failed"}
+
+
+def _run_all(job, tasks, workers, progress, summary):
+    """Run ``job`` on every task and count the results into ``summary``."""
     workers = min(workers or _available_cores(), max(len(tasks), 1))
-    for relative_path, status, faces, detail in _run(job, tasks, workers, progress,
-                                                      summary.found, summary.skipped):
-        if status == _ALIGNED:
-            summary.aligned += 1
-            summary.faces += faces
-            continue
-        summary.rejected.append((relative_path, status, detail))
-        attribute = {NO_FACE: "no_face", SEVERAL_FACES: "several_faces",
-                     UNREADABLE: "unreadable", FAILED: "failed"}[status]
-        setattr(summary, attribute, getattr(summary, attribute) + 1)
+    results = _run(job, tasks, workers, progress, summary.found, summary.skipped)
+    with contextlib.closing(results):  # stops the workers if this stops early
+        for relative_path, status, faces, detail in results:
+            if status == _STOP:
+                raise DcganError(f"{detail}: stopped (the crops written are kept; run again "
+                                 "to go on)")
+            if status == _ALIGNED:
+                summary.aligned += 1
+                summary.faces += faces
+                continue
+            summary.rejected.append((relative_path, status, detail))
+            setattr(summary, _COUNTERS[status], getattr(summary, _COUNTERS[status]) + 1)
 
-    _write_report(summary.report_path, summary.rejected)
+
+def _write_report(summary):
+    files.write_csv(summary.report_path, ["path", "reason", "detail"], sorted(summary.rejected))
+
+
+def align_folder(raw_dir, aligned_dir, options=None, *, progress=True, **overrides):
+    """Align the faces in the photos under ``raw_dir`` to flat square PNGs in ``aligned_dir``.
+
+    ``raw_dir`` is searched recursively for .png, .jpg and .jpeg files (any case).  Each output is
+    named after its photo (``Person/Person_0001.jpg`` -> ``Person_0001.png``; folder names are
+    prepended only where stems clash).  Outputs that already exist are skipped, so an
+    interrupted run can simply be started again; files are written under a temporary name and
+    renamed, so none is ever half-written.  Every photo that gave no output is listed with the
+    reason in ``aligned_dir/align_report.csv``.  The options that decide the crops (``size``,
+    ``landmarks``, ``border``, ``all_faces``) are kept in ``aligned_dir/align_options.json``; a
+    later run into the same folder must use the same ones.
+
+    Parameters
+    ----------
+    raw_dir, aligned_dir : str or Path
+        Input photos, and where the crops go (created if needed).  ``aligned_dir`` may lie
+        inside ``raw_dir``; its contents are then not taken as input.
+    options : AlignOptions, optional
+        The settings (see :class:`~dcgan_complete.options.AlignOptions` for the defaults).
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    **overrides
+        Any field of AlignOptions, over ``options``:
+
+        size : int
+            Side of the crops in pixels (at least 8).
+        landmarks : str or sequence of three ints
+            ``'inner-eyes-and-bottom-lip'`` (OpenFace's default), ``'outer-eyes-and-nose'``, or
+            three dlib landmark indices that have a :data:`TEMPLATE` position.
+        all_faces : bool
+            Write every face as ``NAME_0.png``, ``NAME_1.png``, ... (largest first) instead of
+            only the largest as ``NAME.png``.
+        skip_multi : bool
+            Skip photos in which more than one face is found (reported as "several faces").
+        upsample : int or 'auto'
+            See :meth:`FaceAligner.face_boxes`.
+        border : {'reflect', 'black'}
+            See :func:`warp_affine`.
+        workers : int, optional
+            Processes to use; by default one per available core.
+        predictor : str or Path, optional
+            The 68-point landmark model, if not the one from ``face-recognition-models``.
+
+    Returns
+    -------
+    AlignSummary
+
+    Raises
+    ------
+    OptionError
+        For a bad option value, an ``aligned_dir`` that cannot be written, or one that holds
+        crops made with other options.
+    DcganError
+        If ``raw_dir`` is missing or holds no images, the landmark model cannot be loaded, or a
+        write error (a full disk) stops the run.
+    """
+    start = time.perf_counter()
+    options, indices = _options(options, overrides)
+    raw_dir, aligned_dir = Path(raw_dir), Path(aligned_dir)
+    sources = _find_sources(raw_dir, aligned_dir)
+    record = _check_output_folder(aligned_dir, options, indices)
+    aligner = _load_model(options)
+    files.write_text(aligned_dir / RECORD_NAME, json.dumps(record, indent=2) + "\n")
+    summary, tasks = _plan(raw_dir, aligned_dir, sources, options.all_faces)
+    job = _AlignJob(aligned_dir, aligner.predictor_path, indices, options)
+    _run_all(job, tasks, options.workers, progress, summary)
+    _write_report(summary)
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan_complete.errors import DcganError
+from dcgan_complete.errors import DcganError, OptionError
+from dcgan_complete.files import display_name, is_inside
 from dcgan_complete.images import (PIXEL_SCALE, ImageReadError, center_crop_resize, find_images,
                                    read_image)
 
@@ -33,25 +34,34 @@ class DatasetSummary:
     in_memory: bool = True
 
     def describe(self):
-        text = f"{self.used} images from {self.root}"
+        text = f"{self.used} images from {display_name(self.root)}"
         if self.resized:
             text += f" ({self.resized} centre-cropped/resized)"
         if self.unreadable:
-            shown = ", ".join(Path(p).name for p in self.unreadable[:3])
+            shown = ", ".join(display_name(Path(p).name) for p in self.unreadable[:3])
             more = "..." if len(self.unreadable) > 3 else ""
             text += f"; skipped {len(self.unreadable)} unreadable ({shown}{more})"
         text += "; kept in memory" if self.in_memory else "; streamed from disk"
         return text
 
 
-def find_training_images(root):
-    """The image files under ``root``; a missing folder or one without images is a DcganError."""
+def find_training_images(root, exclude=()):
+    """The image files under ``root``; a missing folder or one without images is a DcganError.
+
+    Files in the folders ``exclude`` are left out: a run's own output folders (sample grids,
+    checkpoints, logs) may lie inside its dataset, and must not become training data of the
+    next run.
+    """
     root = Path(root)
     if not root.is_dir():
-        raise DcganError(f"dataset folder {root} does not exist")
+        raise DcganError(f"dataset folder {display_name(root)} does not exist")
     paths = find_images(root)
+    inside = [folder for folder in exclude if is_inside(folder, root)]
+    if inside:  # resolving every path costs time, so only when an output folder is in the set
+        paths = [p for p in paths if not any(is_inside(p, folder) for folder in inside)]
     if not paths:
-        raise DcganError(f"no .png/.jpg/.jpeg images found under {root}")
+        also = " (outside the run's own output folders)" if inside else ""
+        raise DcganError(f"no .png/.jpg/.jpeg images found under {display_name(root)}{also}")
     return paths
 
 
@@ -97,7 +107,8 @@ def load_images(paths, size, memory_limit=DEFAULT_MEMORY_LIMIT, progress=True, r
                 images.append(image)
     summary.used = len(good)
     if not good:
-        raise DcganError(f"none of the {len(paths)} image files under {root} could be read")
+        raise DcganError(f"none of the {len(paths)} image files under {display_name(root)} "
+                         "could be read")
     return (np.stack(images) if keep else None), good, summary
 
 
@@ -111,7 +122,8 @@ def make_dataset(images, good_paths, size, batch_size, seed=None):
 
     n = len(good_paths)
     if batch_size > n:
-        raise DcganError(f"--batch-size {batch_size} is larger than the dataset ({n} images)")
+        raise OptionError("batch_size",
+                          f"{{batch_size}} {batch_size} is larger than the dataset ({n} images)")
     indices = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
     indices = indices.repeat()
     if images is not None:

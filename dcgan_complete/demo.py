@@ -13,9 +13,11 @@ import numpy as np
 
 from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
-from dcgan_complete.complete import (CompleteOptions, load_completer, load_inputs, output_names,
+from dcgan_complete.complete import (check_out_dir, load_completer, load_inputs, output_names,
                                      progress_bar, write_outputs)
-from dcgan_complete.errors import DcganError
+from dcgan_complete.errors import DcganError, OptionError
+from dcgan_complete.files import display_name
+from dcgan_complete.options import DEMO_ITERATIONS, DEMO_OUT, CompleteOptions
 
 DEMO_MASKS = ("center", "random", "scratches", "text")
 
@@ -29,7 +31,7 @@ def samples_dir():
     return None
 
 
-def run_demo(out_dir="demo-out", checkpoint_dir=None, samples=None, mask_kinds=DEMO_MASKS,
+def run_demo(out_dir=DEMO_OUT, checkpoint_dir=None, samples=None, mask_kinds=DEMO_MASKS,
              options: CompleteOptions | None = None, progress=True):
     """Complete every sample face with every mask kind; returns the path of ``summary.png``.
 
@@ -37,21 +39,20 @@ def run_demo(out_dir="demo-out", checkpoint_dir=None, samples=None, mask_kinds=D
     ``complete`` writes (with GIFs); ``OUT/summary.png`` has one row per face: the original,
     then masked | completed for each kind.
     """
-    options = options or CompleteOptions(iterations=600, seed=0)
-    samples = Path(samples) if samples else samples_dir()
-    if samples is None or not samples.is_dir():
-        raise DcganError("no sample faces found: pass --samples DIR (a folder of aligned faces)")
-    paths = imgs.find_images(samples, recursive=False)
-    if not paths:
-        raise DcganError(f"no images in {samples}")
+    options = options or CompleteOptions(iterations=DEMO_ITERATIONS, seed=0)
+    paths = _sample_paths(samples)
+    check_out_dir(out_dir, paths)
     completer = load_completer(checkpoint_dir, options)
     size = completer.size
     good, faces, _, _ = load_inputs(paths, size)
     if faces is None:
-        raise DcganError(f"none of the sample images in {samples} could be read")
+        raise DcganError(f"none of the sample images in {display_name(paths[0].parent)} could "
+                         "be read")
     rng = np.random.default_rng(options.seed)
-    masks = np.stack([mask_lib.make_mask(kind, size, rng=rng) for kind in mask_kinds
-                      for _ in good])
+    try:
+        masks = [mask_lib.make_mask(kind, size, rng=rng) for kind in mask_kinds for _ in good]
+    except ValueError as exc:
+        raise DcganError(str(exc)) from None
     batch = np.concatenate([faces] * len(mask_kinds))
     with progress_bar(len(batch), options.iterations, options.batch_size, progress,
                       desc="demo") as report:
@@ -59,8 +60,8 @@ def run_demo(out_dir="demo-out", checkpoint_dir=None, samples=None, mask_kinds=D
     names = output_names(good)
     n = len(good)
     for j, kind in enumerate(mask_kinds):
-        part = _slice(result, slice(j * n, (j + 1) * n))
-        write_outputs(Path(out_dir) / kind, names, faces, part, gif=True)
+        write_outputs(Path(out_dir) / kind, names, faces, result.select(slice(j * n, (j + 1) * n)),
+                      gif=True)
     rows = []
     for i in range(n):
         rows.append(faces[i])
@@ -71,13 +72,20 @@ def run_demo(out_dir="demo-out", checkpoint_dir=None, samples=None, mask_kinds=D
     return summary
 
 
-def _slice(result, part):
-    """The CompletionResult of the images in ``part`` (a slice)."""
-    import dataclasses
-
-    history = [(k - part.start, it, c, p, t) for k, it, c, p, t in result.history
-               if part.start <= k < part.stop]
-    return dataclasses.replace(result, completed=result.completed[part],
-                               generated=result.generated[part], masked=result.masked[part],
-                               z=result.z[part], loss=result.loss[part], history=history,
-                               frames=result.frames[part])
+def _sample_paths(samples):
+    """The sample images: those in ``samples``, or the bundled ones."""
+    if samples is None:
+        samples = samples_dir()
+        if samples is None:
+            raise OptionError("samples", "the bundled sample faces are missing from this "
+                                         "installation: pass {samples} with a folder of "
+                                         "aligned faces")
+    samples = Path(samples)
+    if not samples.is_dir():
+        state = "is not a folder" if samples.exists() else "does not exist"
+        raise OptionError("samples", f"{{samples}} {display_name(samples)} {state}")
+    paths = imgs.find_images(samples, recursive=False)
+    if not paths:
+        raise OptionError("samples", f"{{samples}} {display_name(samples)} holds no .png, .jpg "
+                                     "or .jpeg images")
+    return paths

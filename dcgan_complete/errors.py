@@ -1,5 +1,86 @@
-"""The one exception the command line turns into a one-line message instead of a traceback."""
+"""The exceptions the command line turns into one line, and how a run is told to stop.
+
+Library messages name options by their Python names (``window``, ``out_dir``); the command line
+puts its own flag names (``--window``, ``--out``) in their place, so the library never speaks of
+flags.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
 
 
 class DcganError(Exception):
     """A problem with the user's input or files: bad option, missing data, mismatched checkpoint."""
+
+
+class OptionError(DcganError, ValueError):
+    """A bad option value.  ``message`` holds a ``{name}`` field for every option it names.
+
+    ``str(error)`` fills them with the Python names; :meth:`format` with any other naming (the
+    command line passes its flags).  Only those fields are replaced, so any other braces (in a
+    file name, say) are left as they are.
+
+    Example
+    -------
+    >>> str(OptionError("window", "{window} must be odd, got 8"))
+    'window must be odd, got 8'
+    >>> OptionError("window", "{window} must be odd, got 8").format(lambda n: "--" + n)
+    '--window must be odd, got 8'
+    """
+
+    def __init__(self, options, message):
+        self.options = (options,) if isinstance(options, str) else tuple(options)
+        self.message = message
+        super().__init__(self.format(str))
+
+    def format(self, name_of):
+        """The message with every option named by ``name_of(option)``."""
+        message = self.message
+        for option in self.options:
+            message = message.replace("{" + option + "}", name_of(option))
+        return message
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGINT: Ctrl-C, SIGTERM: a scheduler, ``docker stop``).
+
+    It is a KeyboardInterrupt, so the code that saves work on Ctrl-C saves it on SIGTERM too.
+    ``exit_code`` is the shell's convention, 128 + the signal number (130, 143).
+    """
+
+    def __init__(self, signum=signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self):
+        return 128 + self.signum
+
+
+def exit_code_of(interrupt):
+    """The exit status for a KeyboardInterrupt: 143 for SIGTERM, 130 for Ctrl-C."""
+    return interrupt.exit_code if isinstance(interrupt, Interrupted) else 128 + signal.SIGINT
+
+
+@contextlib.contextmanager
+def signals_interrupt(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` in the main thread.
+
+    So ``finally`` blocks run (temporary files are removed) and ``train`` checkpoints before it
+    stops, whichever of the two signals arrived.  Outside the main thread this does nothing.
+    """
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {}
+    try:
+        for signum in signums:
+            previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)

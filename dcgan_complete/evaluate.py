@@ -10,7 +10,7 @@ search of :mod:`dcgan_complete.complete`) and four classical baselines, each a f
 
 The scores are those of :mod:`dcgan_complete.metrics`.  scikit-image and OpenCV come with the
 ``eval`` extra (``pip install 'dcgan-complete[eval]'``).  The baselines need neither TensorFlow
-nor a model; :func:`evaluate` imports TensorFlow (through :mod:`dcgan_complete.complete`).
+nor a model, but this module imports TensorFlow (through :mod:`dcgan_complete.complete`).
 
 References
 ----------
@@ -26,25 +26,21 @@ References
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
 from dcgan_complete import metrics
-from dcgan_complete.errors import DcganError
-
-if TYPE_CHECKING:  # complete.py imports TensorFlow; only evaluate() needs it, and only for "ours"
-    from dcgan_complete.complete import CompleteOptions
+from dcgan_complete.complete import bundled_model_dir, load_completer, load_inputs
+from dcgan_complete.errors import DcganError, OptionError
+from dcgan_complete.files import display_name, ensure_writable_dir, is_inside, write_csv, \
+    write_text
+from dcgan_complete.options import EVALUATE_OUT, CompleteOptions, MaskOptions
 
 # The paper's four masks; "left" is its "half".
 DEFAULT_MASKS = ("center", "pattern", "random", "left")
@@ -217,8 +213,8 @@ class EvaluationSummary:
 
 
 def evaluate(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS, methods=METHODS, limit=None,
-             seed=0, out_dir="report", options: CompleteOptions | None = None, mask_params=None,
-             progress=True):
+             seed=0, out_dir=EVALUATE_OUT, options: CompleteOptions | None = None,
+             mask_options: MaskOptions | None = None, progress=True):
     """Mask ground-truth faces, fill them with the model and the baselines, and score the fills.
 
     Writes into ``out_dir``: ``summary.csv`` and ``summary.json`` (one row per mask and method,
@@ -253,8 +249,8 @@ def evaluate(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS, methods=METH
         Where the report goes (created if needed).
     options : CompleteOptions, optional
         The model's search settings (as for ``complete``; its ``seed`` is not used).
-    mask_params : dict, optional
-        Passed to :func:`dcgan_complete.masks.make_mask` (``scale``, ``fraction``).
+    mask_options : MaskOptions, optional
+        The parameters of the mask kinds (``center_scale``, ``fraction``).
     progress : bool
         Show a progress bar on stderr.
 
@@ -268,22 +264,14 @@ def evaluate(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS, methods=METH
         For an unknown mask or method, a missing folder or model, no readable image, or a missing
         library of the ``eval`` extra.
     """
-    from tqdm import tqdm
-
     start = time.perf_counter()
     masks, methods = _check_choices(masks, methods)
-    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
-        raise DcganError(f"limit must be a positive integer, got {limit!r}")
-    mask_params = dict(mask_params or {})
-    metrics.import_optional("skimage.metrics", "SSIM")
-    for method in methods:
-        if _BASELINE_MODULES.get(method):
-            metrics.import_optional(_BASELINE_MODULES[method], f"the {method} baseline")
-
-    from dcgan_complete.complete import load_inputs
-
+    _check_limit(limit)
+    _check_libraries(methods)
+    mask_options = mask_options or MaskOptions()
     aligned_dir = Path(aligned_dir)
     paths = _choose_images(aligned_dir, out_dir, limit, seed)
+    ensure_writable_dir(out_dir, "out_dir")
     completer, checkpoint_dir = _load_model(checkpoint_dir, options) if OURS in methods \
         else (None, None)
     size = completer.size if completer else _first_image_size(paths)
@@ -292,49 +280,104 @@ def evaluate(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS, methods=METH
         raise DcganError(f"none of the {len(paths)} images could be read: {skipped[0][1]}")
     names = [p.relative_to(aligned_dir).as_posix() for p in good]
     checker = metrics.FaceChecker()
-    n = len(images)
-    bar = tqdm(total=n * (1 + len(masks) * len(methods)), unit="fill", desc="evaluate",
-               disable=not progress, dynamic_ncols=True)
-    bar.set_postfix_str("originals")
-    original_found, original_embeddings = [], []
-    for image in images:
-        original_found.append(checker.face_found(image))
-        original_embeddings.append(checker.embedding(image))
-        bar.update()
-
-    per_image, shown = [], {}
-    for kind in masks:
-        kind_key = mask_lib.MASK_KINDS.index(kind)
-        try:
-            mask_list = mask_lib.masks_for_images(
-                good, kind, size, rng=np.random.default_rng([seed, kind_key, 0]), **mask_params)
-        except ValueError as exc:
-            raise DcganError(str(exc)) from None
-        mask_stack = np.stack(mask_list)
-        shown[kind, "masked"] = np.where(mask_stack[:COMPARISON_IMAGES, ..., None] >= 0.5,
-                                         images[:COMPARISON_IMAGES], HOLE_GRAY).astype(np.uint8)
-        for method in methods:
-            bar.set_postfix_str(f"{kind}/{method}")
-            filled, seconds = _fill(
-                method, images, mask_stack, completer, np.random.default_rng([seed, kind_key, 1]),
-                lambda done, loss, iterations: bar.set_postfix_str(f"{kind}/{method}, loss {loss:.1f}"))
-            shown[kind, method] = filled[:COMPARISON_IMAGES]
-            for k in range(n):
-                scores = _scores(images[k], filled[k], mask_stack[k], checker,
-                                 original_embeddings[k])
-                per_image.append({"image": names[k], "mask": kind, "method": method, **scores,
-                                  "seconds": seconds[k]})
-                bar.update()
-    bar.close()
-
+    batch_size = completer.options.batch_size if completer else 1
+    iterations = completer.options.iterations if completer else 0
+    with _Progress(len(images), masks, methods, batch_size, iterations, progress) as bar:
+        originals = _score_originals(images, checker, bar)
+        per_image, shown = _fill_and_score(images, names, good, masks, methods, completer,
+                                           checker, originals, seed, mask_options, bar)
     rows = [_mean_row(kind, method, [r for r in per_image
                                      if r["mask"] == kind and r["method"] == method])
             for kind in masks for method in methods]
-    settings = {
-        "aligned_dir": str(aligned_dir),
-        "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None,
+    settings = _settings(aligned_dir, checkpoint_dir, size, masks, methods, limit, seed,
+                         mask_options, completer)
+    summary = EvaluationSummary(rows, per_image, len(images),
+                                float(np.mean([found for found, _ in originals])), skipped,
+                                resized, Path(out_dir), 0.0, settings)
+    _write_report(summary, images, shown, masks, methods)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+class _Progress:
+    """One bar for the whole evaluation.  With the model among the methods it counts the
+    model's search iterations, which take nearly all the time, so its estimate holds; the
+    baselines and the scoring only update its label.  Without the model it counts fills."""
+
+    def __init__(self, n, masks, methods, batch_size, iterations, enabled):
+        from tqdm import tqdm
+
+        self.by_iterations = OURS in methods
+        total = len(masks) * -(-n // batch_size) * iterations if self.by_iterations \
+            else n * len(masks) * len(methods)
+        self.bar = tqdm(total=total, unit="it" if self.by_iterations else "fill",
+                        desc="evaluate", disable=not enabled, dynamic_ncols=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+    def label(self, text):
+        self.bar.set_postfix_str(text)
+
+    def search_report(self, label):
+        """The progress callback of Completer.complete."""
+        def report(images_done, loss, iterations):
+            self.bar.set_postfix_str(f"{label}, loss {loss:.1f}")
+            self.bar.update(iterations)
+        return report
+
+    def filled(self):
+        if not self.by_iterations:
+            self.bar.update()
+
+
+def _score_originals(images, checker, bar):
+    """(face found, embedding) of every original."""
+    bar.label("originals")
+    return [(checker.face_found(image), checker.embedding(image)) for image in images]
+
+
+def _fill_and_score(images, names, paths, masks, methods, completer, checker, originals, seed,
+                    mask_options, bar):
+    """Every image masked with every kind and filled by every method, and the scores of each
+    fill; also the fills shown in comparison.png."""
+    per_image, shown = [], {}
+    size = images.shape[1]
+    for kind in masks:
+        kind_key = mask_lib.MASK_KINDS.index(kind)
+        try:
+            mask_stack = np.stack(mask_lib.masks_for_images(
+                paths, kind, size, rng=np.random.default_rng([seed, kind_key, 0]),
+                **mask_options.params()))
+        except ValueError as exc:
+            raise DcganError(str(exc)) from None
+        shown[kind, "masked"] = np.where(mask_stack[:COMPARISON_IMAGES, ..., None] >= 0.5,
+                                         images[:COMPARISON_IMAGES], HOLE_GRAY).astype(np.uint8)
+        for method in methods:
+            bar.label(f"{kind}/{method}")
+            filled, seconds = _fill(method, images, mask_stack, completer,
+                                    np.random.default_rng([seed, kind_key, 1]),
+                                    bar.search_report(f"{kind}/{method}"), bar)
+            shown[kind, method] = filled[:COMPARISON_IMAGES]
+            bar.label(f"{kind}/{method}: scoring")
+            for k in range(len(images)):
+                scores = _scores(images[k], filled[k], mask_stack[k], checker, originals[k][1])
+                per_image.append({"image": names[k], "mask": kind, "method": method, **scores,
+                                  "seconds": seconds[k]})
+    return per_image, shown
+
+
+def _settings(aligned_dir, checkpoint_dir, size, masks, methods, limit, seed, mask_options,
+              completer):
+    """What the run used, for summary.json."""
+    return {
+        "aligned_dir": display_name(aligned_dir),
+        "checkpoint_dir": display_name(checkpoint_dir) if checkpoint_dir else None,
         "image_size": size, "masks": list(masks), "methods": list(methods), "limit": limit,
-        "seed": seed, "mask_params": mask_params,
+        "seed": seed, "mask_options": dataclasses.asdict(mask_options),
         "options": dataclasses.asdict(completer.options) if completer else None,
         "psnr_cap_db": metrics.PSNR_CAP_DB,
         "ssim": "skimage.metrics.structural_similarity, Gaussian window 11, sigma 1.5",
@@ -342,11 +385,19 @@ def evaluate(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS, methods=METH
         "face_pad": metrics.FACE_PAD,
         "same_person_distance": metrics.SAME_PERSON_DISTANCE,
         "opencv_radius": OPENCV_RADIUS}
-    summary = EvaluationSummary(rows, per_image, n, float(np.mean(original_found)), skipped,
-                                resized, Path(out_dir), 0.0, settings)
-    _write_report(summary, images, shown, masks, methods)
-    summary.seconds = time.perf_counter() - start
-    return summary
+
+
+def _check_limit(limit):
+    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
+        raise OptionError("limit", f"{{limit}} must be a positive integer, not {limit!r}")
+
+
+def _check_libraries(methods):
+    """Fail before any work when a library the chosen methods need is missing."""
+    metrics.import_optional("skimage.metrics", "SSIM")
+    for method in methods:
+        if _BASELINE_MODULES.get(method):
+            metrics.import_optional(_BASELINE_MODULES[method], f"the {method} baseline")
 
 
 def _check_choices(masks, methods):
@@ -365,17 +416,16 @@ def _check_choices(masks, methods):
 
 
 def _choose_images(aligned_dir, out_dir, limit, seed):
+    where = display_name(aligned_dir)
     if not aligned_dir.is_dir():
-        raise DcganError(f"ALIGNED_DIR {aligned_dir} is not a folder" if aligned_dir.exists()
-                         else f"ALIGNED_DIR {aligned_dir} does not exist")
-    out_resolved = Path(out_dir).resolve()
-    if out_resolved == aligned_dir.resolve():
-        raise DcganError("--out must not be ALIGNED_DIR itself")
+        raise DcganError(f"ALIGNED_DIR {where} is not a folder" if aligned_dir.exists()
+                         else f"ALIGNED_DIR {where} does not exist")
+    if Path(out_dir).resolve() == aligned_dir.resolve():
+        raise OptionError("out_dir", "{out_dir} must not be ALIGNED_DIR itself")
     # an earlier report inside ALIGNED_DIR is not ground truth
-    paths = [p for p in imgs.find_images(aligned_dir)
-             if out_resolved not in p.resolve().parents]
+    paths = [p for p in imgs.find_images(aligned_dir) if not is_inside(p, out_dir)]
     if not paths:
-        raise DcganError(f"no .png, .jpg or .jpeg images in {aligned_dir}")
+        raise DcganError(f"no .png, .jpg or .jpeg images in {where}")
     if limit is not None and limit < len(paths):
         chosen = np.random.default_rng([seed]).choice(len(paths), int(limit), replace=False)
         paths = [paths[i] for i in sorted(chosen)]
@@ -393,13 +443,11 @@ def _first_image_size(paths):
 
 
 def _load_model(checkpoint_dir, options):
-    from dcgan_complete.complete import bundled_model_dir, load_completer
-
-    checkpoint_dir = checkpoint_dir or bundled_model_dir()
-    return load_completer(checkpoint_dir, options), checkpoint_dir
+    completer = load_completer(checkpoint_dir, options)
+    return completer, checkpoint_dir or bundled_model_dir()
 
 
-def _fill(method, images, masks, completer, rng, progress):
+def _fill(method, images, masks, completer, rng, progress, bar):
     """All images filled by ``method``, and the seconds each took."""
     if method == OURS:
         result = completer.complete(images, masks, rng=rng, progress=progress)
@@ -410,6 +458,7 @@ def _fill(method, images, masks, completer, rng, progress):
         tic = time.perf_counter()
         filled.append(fill(image, mask))
         seconds.append(time.perf_counter() - tic)
+        bar.filled()
     return np.stack(filled), seconds
 
 
@@ -462,14 +511,14 @@ def format_table(rows):
 def _write_report(summary, images, shown, masks, methods):
     out = summary.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "summary.csv", SUMMARY_FIELDS, summary.rows)
-    _write_csv(out / "per_image.csv", PER_IMAGE_FIELDS, summary.per_image)
+    _write_rows(out / "summary.csv", SUMMARY_FIELDS, summary.rows)
+    _write_rows(out / "per_image.csv", PER_IMAGE_FIELDS, summary.per_image)
     document = {"settings": summary.settings, "images": summary.images,
                 "originals_face_found": summary.originals_face_found,
                 "rows": summary.rows, "skipped": [list(s) for s in summary.skipped],
                 "paper_psnr": {k: {"context_encoder": ce, "yeh_et_al": ours}
                                for k, (ce, ours) in PAPER_PSNR.items()}}
-    _write_text(out / "summary.json", json.dumps(document, indent=2) + "\n")
+    write_text(out / "summary.json", json.dumps(document, indent=2) + "\n")
     columns = ["masked"] + [m for m in COMPARISON_METHODS if m in methods]
     tiles = [image for kind in masks for k in range(min(COMPARISON_IMAGES, len(images)))
              for image in [images[k]] + [shown[kind, c][k] for c in columns]]
@@ -485,22 +534,5 @@ def _format_value(value):
     return value
 
 
-def _write_csv(path, fields, rows):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(fields)
-    for row in rows:
-        writer.writerow([_format_value(row[f]) for f in fields])
-    _write_text(path, buffer.getvalue())
-
-
-def _write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file, so no file is ever half-written."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_rows(path, fields, rows):
+    write_csv(path, fields, [[_format_value(row[f]) for f in fields] for row in rows])

@@ -5,11 +5,12 @@ Everything here is numpy; nothing imports TensorFlow.  Images travel through the
 """
 from __future__ import annotations
 
-import os
-import uuid
+import re
 from pathlib import Path
 
 import numpy as np
+
+from dcgan_complete.files import atomic_write, display_name
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 # uint8 [0, 255] <-> float [-1, 1]: float = uint8 / PIXEL_SCALE - 1 (TensorFlow code uses the same)
@@ -50,18 +51,39 @@ def read_image(path):
     Raises
     ------
     ImageReadError
-        If the file is missing or is not a readable image.
+        If the file is missing, a folder, too large to decode safely (Pillow's limit), or not a
+        readable image; the message says which.
     """
     import imageio.v3 as iio
 
+    name = display_name(path)
+    if Path(path).is_dir():
+        raise ImageReadError(f"cannot read {name}: it is a folder, not an image")
     try:
         image = iio.imread(path, plugin="pillow", rotate=True)
     except FileNotFoundError:
-        raise ImageReadError(f"cannot read {path}: no such file") from None
-    except Exception as exc:  # Pillow raises many types for bad files
-        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise ImageReadError(f"cannot read {path}: {reason}") from None
-    return as_rgb_uint8(image, name=path)
+        raise ImageReadError(f"cannot read {name}: no such file") from None
+    except Exception as exc:  # imageio and Pillow raise many types, and wrap Pillow's
+        raise ImageReadError(f"cannot read {name}: {_read_failure(exc)}") from None
+    return as_rgb_uint8(image, name=name)
+
+
+def _read_failure(exc):
+    """Why an image could not be read, in words; imageio hides Pillow's reason in the chain."""
+    from PIL import Image, UnidentifiedImageError
+
+    chain = [exc]
+    while chain[-1].__cause__ or chain[-1].__context__:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)
+    for cause in chain:
+        if isinstance(cause, Image.DecompressionBombError):
+            # Pillow's words: "Image size (N pixels) exceeds limit of M pixels, ..."
+            sizes = [int(n) / 1e6 for n in re.findall(r"(\d+) pixels", str(cause))] + [0, 0]
+            return f"too large ({sizes[0]:.0f} megapixels; the limit is {sizes[1]:.0f})"
+        if isinstance(cause, UnidentifiedImageError) or "can not handle" in str(cause):
+            return "not an image (no known image format)"
+    reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return f"damaged or unsupported image ({reason})"
 
 
 def as_rgb_uint8(image, name="image"):
@@ -90,25 +112,12 @@ def as_rgb_uint8(image, name="image"):
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def _atomic_path(path):
-    """A hidden temporary name beside ``path``, to write to and then rename (not mkstemp, whose
-    0600 mode would stick to the output)."""
-    return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-
-
 def _write_atomically(path, data, **kwargs):
     import imageio.v3 as iio
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic_path(path)
-    try:
-        iio.imwrite(tmp, data, extension=path.suffix.lower(), **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_write(path) as tmp:
+        iio.imwrite(tmp, data, extension=Path(path).suffix.lower(), **kwargs)
+    return Path(path)
 
 
 def write_image(path, image):
@@ -159,16 +168,6 @@ def center_crop_resize(image, size):
         return np.ascontiguousarray(square)
     resample = Image.LANCZOS if side > size else Image.BICUBIC
     return np.asarray(Image.fromarray(square).resize((size, size), resample))
-
-
-def resize(image, size):
-    """Resize ``uint8`` ``image`` to ``size`` x ``size`` without cropping (Lanczos)."""
-    from PIL import Image
-
-    image = np.asarray(image)
-    if image.shape[:2] == (size, size):
-        return image
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.LANCZOS))
 
 
 def image_grid(images, cols=None, pad=2, pad_value=255):

@@ -22,12 +22,13 @@ import numpy as np
 from scipy import ndimage
 
 from dcgan_complete import images
+from dcgan_complete.options import CONTEXT_WEIGHT_KINDS, CompleteOptions, MaskOptions
 
 MASK_KINDS = ("center", "random", "left", "right", "top", "bottom", "grid", "pattern", "full",
               "lowres", "scratches", "text", "irregular")
 
 HALF_SIDES = ("left", "right", "top", "bottom")
-CONTEXT_WEIGHT_KINDS = ("plain", "window")
+LOWRES_BLOCK = 8
 
 # Kinds whose mask depends on the random generator: a fresh one is drawn for every image.
 RANDOM_KINDS = ("random", "pattern", "scratches", "text", "irregular")
@@ -36,7 +37,7 @@ RANDOM_KINDS = ("random", "pattern", "scratches", "text", "irregular")
 _REFERENCE_SIZE = 64
 
 # Missing fraction bounds for ``irregular_mask``.
-_IRREGULAR_MIN, _IRREGULAR_MAX = 0.10, 0.40
+_IRREGULAR_MAX = 0.40  # at most this share of an irregular mask is missing
 
 _WORDS = ("face", "photo", "sample", "copy", "draft", "private", "hello", "summer", "date",
           "name", "image", "test", "proof", "void", "scan", "note", "love", "paris", "room", "file")
@@ -105,7 +106,7 @@ def _drawn(canvas):
 # the mask kinds
 
 
-def center_mask(size, scale=0.25):
+def center_mask(size, scale=MaskOptions.center_scale):
     """A square hole in the middle of the image.
 
     Parameters
@@ -136,7 +137,7 @@ def center_mask(size, scale=0.25):
     return mask
 
 
-def random_mask(size, fraction=0.8, rng=None):
+def random_mask(size, fraction=MaskOptions.fraction, rng=None):
     """Pixels missing at random, as in the paper's "random" mask.
 
     Parameters
@@ -295,36 +296,58 @@ def full_mask(size):
     return np.ones((_check_size(size),) * 2, np.float32)
 
 
-def lowres_mask(size, block=8):
-    """The "low resolution" mask: no pixel is known exactly, so the mask is all zeros.
+def lowres_mask(size, block=LOWRES_BLOCK):
+    """The "low resolution" mask: only the average of every ``block`` x ``block`` block is known.
 
-    What is known for this kind is the average of every ``block`` x ``block`` block of the image,
-    which a per-pixel mask cannot express: the completion code treats ``lowres`` specially and
-    compares block averages instead of pixels.  The mask returned here only says that every pixel
-    is to be filled.
+    A mask coarser than the image says exactly that: it has one value per block, 1 where the
+    block's average is known.  No single pixel is known, so nothing is copied from the input;
+    the completion is corrected to the input's block averages instead (see
+    :mod:`dcgan_complete.search`).
 
     Parameters
     ----------
     size : int
-        Side of the square mask in pixels; must be a multiple of ``block``.
+        Side of the image in pixels; must be a multiple of ``block``.
     block : int, optional
         Side of the averaged blocks, in pixels.
 
     Returns
     -------
-    mask : ndarray of float32, shape (size, size)
-        All zeros.
+    mask : ndarray of float32, shape (size // block, size // block)
+        All ones.
 
     Example
     -------
-    >>> float(lowres_mask(64).max())
-    0.0
+    >>> lowres_mask(64).shape
+    (8, 8)
     """
     size = _check_size(size)
     block = _check_positive_int("block", block)
     if size % block:
         raise ValueError(f"lowres mask: the size {size} is not a multiple of the block {block}")
-    return np.zeros((size, size), np.float32)
+    return np.ones((size // block, size // block), np.float32)
+
+
+def known_parts(mask, size):
+    """Split a mask into (pixel mask (size, size), block side b, block mask or None).
+
+    A ``size`` x ``size`` mask is a pixel mask (b = 1, no block mask).  A coarser square mask of
+    side ``size / b`` knows the b x b block averages where it is 1: its pixel mask is all zeros.
+
+    Example
+    -------
+    >>> pixels, block, coarse = known_parts(lowres_mask(16, 8), 16)
+    >>> float(pixels.max()), block, coarse.shape
+    (0.0, 8, (2, 2))
+    """
+    mask = np.asarray(mask, np.float32)
+    side = mask.shape[0] if mask.ndim == 2 and mask.shape[0] == mask.shape[1] else 0
+    if side == size:
+        return mask, 1, None
+    if side < 1 or size % side:
+        raise ValueError(f"a mask must be {size}x{size} pixels (or coarser, one value per block, "
+                         f"with a side dividing {size}), got shape {mask.shape}")
+    return np.zeros((size, size), np.float32), size // side, mask
 
 
 def _quadratic_bezier(p0, p1, p2, n):
@@ -703,7 +726,7 @@ def masks_for_images(image_paths, mask_spec, size, rng=None, **params):
 # contextual-loss weights
 
 
-def context_weights(mask, kind="plain", window=7):
+def context_weights(mask, kind="plain", window=CompleteOptions.window):
     """The weights W of the contextual loss ``sum |W * (G(z) - y)|``.
 
     Parameters

@@ -8,57 +8,21 @@ mirrors it.  Channel widths double away from the image and are capped at 8x the 
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-import os
 from pathlib import Path
 
 import keras
 from keras import layers
 
-MIN_SIZE, MAX_SIZE = 16, 128
+from dcgan_complete.errors import DcganError, OptionError
+from dcgan_complete.files import atomic_write, display_name
+from dcgan_complete.options import ModelConfig, TrainOptions
+
+__all__ = ["ModelConfig", "build_generator", "build_discriminator", "load_models",
+           "export_weights", "resolve_precision", "forward_flops", "step_flops"]
+
 BN_MOMENTUM, BN_EPSILON = 0.9, 1e-5
 KERNEL = 5
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Everything that fixes the shapes of the networks' weights."""
-
-    image_size: int = 64
-    z_dim: int = 100
-    gf_dim: int = 64
-    df_dim: int = 64
-
-    def __post_init__(self):
-        if self.image_size not in powers_of_two():
-            raise ValueError(
-                f"image size must be a power of two from {MIN_SIZE} to {MAX_SIZE}, "
-                f"not {self.image_size}")
-        for name in ("z_dim", "gf_dim", "df_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
-
-    @property
-    def n_up(self):
-        """Number of stride-2 layers between 4x4 and the image size."""
-        return int(math.log2(self.image_size)) - 2
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def to_json(self):
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-
-def powers_of_two():
-    return [2 ** k for k in range(int(math.log2(MIN_SIZE)), int(math.log2(MAX_SIZE)) + 1)]
 
 
 def _widths(base, n):
@@ -115,7 +79,7 @@ def build_discriminator(config: ModelConfig, dtype="float32"):
     return model
 
 
-def step_flops(config: ModelConfig, batch_size, g_steps=2):
+def step_flops(config: ModelConfig, batch_size, g_steps=TrainOptions.g_steps):
     """Floating-point operations of one training step (1 D + g_steps G updates), from layer shapes.
 
     Counts the multiply-adds (x2) of the dense and convolution layers only.  A forward pass costs F,
@@ -156,35 +120,71 @@ def export_weights(directory, generator, discriminator):
     """Write both networks' weights as Keras ``.weights.h5`` files, each atomically."""
     directory = Path(directory)
     for model, name in ((generator, GENERATOR_FILE), (discriminator, DISCRIMINATOR_FILE)):
-        tmp = directory / f".tmp-{os.getpid()}-{name}"
-        model.save_weights(str(tmp))
-        os.replace(tmp, directory / name)
+        with atomic_write(directory / name) as tmp:
+            model.save_weights(str(tmp))
 
 
-def load_models(directory, dtype="float32"):
-    """Build the generator and discriminator described by ``directory/config.json`` and load their
-    exported weights.  Returns ``(config, generator, discriminator)``.
+def read_config(directory):
+    """The :class:`ModelConfig` recorded in ``directory/config.json``.
 
     Raises
     ------
-    FileNotFoundError
-        If the directory has no config or no exported weights.
+    DcganError
+        If the file is missing, is not JSON, or does not describe a model.
+    """
+    path = Path(directory) / CONFIG_FILE
+    try:
+        return ModelConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))["model"])
+    except FileNotFoundError:
+        raise DcganError(f"{display_name(Path(directory))} holds no trained model (expected "
+                         f"{CONFIG_FILE} and {GENERATOR_FILE})") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise DcganError(f"{display_name(path)} is not a model description ({reason})") from None
+
+
+def _load_weights(model, path):
+    try:
+        model.load_weights(str(path))
+    except Exception as exc:  # h5py and Keras raise many types for damaged or mismatched files
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise DcganError(f"cannot load {display_name(path)}: damaged, or not the weights of the "
+                         f"model that {CONFIG_FILE} describes ({reason[:200]})") from None
+
+
+def load_models(directory, dtype="float32", need_discriminator=True):
+    """Build the generator and discriminator described by ``directory/config.json`` and load their
+    exported weights.  Returns ``(config, generator, discriminator)``.
+
+    Parameters
+    ----------
+    need_discriminator : bool
+        Whether ``discriminator.weights.h5`` must be there.  Without it the discriminator keeps
+        its random initial weights, which is only harmless when it is not used (``lam`` = 0).
+
+    Raises
+    ------
+    DcganError
+        If the folder has no config or weights, or one of them is damaged or does not match.
     """
     directory = Path(directory)
-    config_path = directory / CONFIG_FILE
-    if not config_path.is_file() or not (directory / GENERATOR_FILE).is_file():
-        raise FileNotFoundError(f"{directory} holds no trained model "
-                                f"(expected {CONFIG_FILE} and {GENERATOR_FILE})")
-    config = ModelConfig.from_dict(json.loads(config_path.read_text())["model"])
+    config = read_config(directory)
+    generator_path = directory / GENERATOR_FILE
+    discriminator_path = directory / DISCRIMINATOR_FILE
+    if not generator_path.is_file():
+        raise DcganError(f"{display_name(directory)} holds no trained model (expected "
+                         f"{CONFIG_FILE} and {GENERATOR_FILE})")
+    if need_discriminator and not discriminator_path.is_file():
+        # only the search's perceptual loss needs it, weighted by its option lam
+        raise OptionError("lam", f"{display_name(directory)} has no {DISCRIMINATOR_FILE}: the "
+                                 "perceptual loss needs the discriminator (with {lam} 0 the "
+                                 "search does without it)")
     generator = build_generator(config, dtype)
     discriminator = build_discriminator(config, dtype)
-    generator.load_weights(str(directory / GENERATOR_FILE))
-    if (directory / DISCRIMINATOR_FILE).is_file():
-        discriminator.load_weights(str(directory / DISCRIMINATOR_FILE))
+    _load_weights(generator, generator_path)
+    if discriminator_path.is_file():
+        _load_weights(discriminator, discriminator_path)
     return config, generator, discriminator
-
-
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 
 
 def resolve_precision(precision="auto"):

@@ -1,10 +1,13 @@
 """Training: the adversarial step, the loop, checkpoints that survive anything, samples and logs.
 
 A checkpoint is one ``ckpt-STEP.npz`` holding every variable (both networks, batch-norm
-statistics, both Adam states) and the step/epoch counters.  It is written to a temporary file and
-renamed, so a kill at any moment leaves either the new checkpoint or none: never a broken one.
-``config.json`` beside it records the architecture; the portable ``*.weights.h5`` files are what
-``complete`` loads.
+statistics, both Adam states) and the step/epoch counters.  Like every file the package writes it
+goes through :func:`dcgan_complete.files.atomic_write`, so a kill or a full disk at any moment
+leaves either the new checkpoint or none, and no temporary file.  One damaged anyway (cut short by
+a copy) is skipped, with a warning, when a run resumes.  ``config.json`` beside it records the
+architecture; it is written with a run's first checkpoint, not at its start, so a run that dies
+early leaves the folder as it found it.  The portable ``*.weights.h5`` files are what ``complete``
+loads; a folder holding only those (and ``config.json``) is trained on from them.
 
 Example
 -------
@@ -13,68 +16,43 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
 import signal
+import sys
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from dcgan_complete import data
-from dcgan_complete.errors import DcganError
+from dcgan_complete.errors import DcganError, OptionError, exit_code_of, signals_interrupt
+from dcgan_complete.files import atomic_write, display_name, ensure_writable_dir, write_text
 from dcgan_complete.images import image_grid, write_image
-from dcgan_complete.model import (CONFIG_FILE, ModelConfig, build_discriminator, build_generator,
-                                  export_weights, resolve_precision)
+from dcgan_complete.options import TrainOptions
+from dcgan_complete.model import (CONFIG_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, ModelConfig,
+                                  build_discriminator, build_generator, export_weights,
+                                  load_models, read_config, resolve_precision)
 
 CHECKPOINT_PATTERN = re.compile(r"^ckpt-(\d{8})\.npz$")
 SAMPLE_GRID = 64  # an 8x8 grid
 LOG_EVERY = 10
 
-
-@dataclasses.dataclass
-class TrainOptions:
-    """Every option of ``dcgan-complete train`` except the dataset (defaults match the CLI)."""
-
-    epochs: int = 25
-    max_steps: int | None = None
-    batch_size: int = 64
-    image_size: int = 64
-    z_dim: int = 100
-    gf_dim: int = 64
-    df_dim: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    g_steps: int = 2
-    checkpoint_dir: str = "checkpoint"
-    sample_dir: str | None = None
-    log_dir: str | None = None
-    sample_every: int = 100
-    checkpoint_every: int = 500
-    keep: int = 3
-    seed: int | None = None
-    precision: str = "auto"
-    progress: bool = True
-
-    @property
-    def model_config(self):
-        return ModelConfig(image_size=self.image_size, z_dim=self.z_dim, gf_dim=self.gf_dim,
-                           df_dim=self.df_dim)
-
-
-# Map ModelConfig fields to the CLI options that set them, for error messages.
-_OPTION_NAMES = {"image_size": "--image-size", "z_dim": "--z-dim", "gf_dim": "--gf-dim",
-                 "df_dim": "--df-dim"}
+# The options that fix the networks' shapes: a folder's model can only be resumed with the same.
+_ARCHITECTURE = tuple(f.name for f in dataclasses.fields(ModelConfig))
 
 
 class GAN:
     """The two networks, their optimisers and the compiled training step."""
 
-    def __init__(self, config: ModelConfig, lr=2e-4, beta1=0.5, g_steps=2, precision="float32",
-                 seed=None):
+    def __init__(self, config: ModelConfig, lr=TrainOptions.lr, beta1=TrainOptions.beta1,
+                 g_steps=TrainOptions.g_steps, precision="float32", seed=None):
         import keras
 
         if seed is not None:
@@ -153,68 +131,116 @@ def list_checkpoints(directory):
 
 
 def save_checkpoint(gan: GAN, directory, step, epoch, keep=3):
-    """Write ``ckpt-STEP.npz`` atomically, then delete all but the newest ``keep``."""
+    """Write ``ckpt-STEP.npz`` atomically, then delete all but the newest ``keep`` up to ``step``.
+
+    Checkpoints of later steps are left alone: they can only be ones that did not load when this
+    run resumed, and training replaces each when it reaches its step.  Counting them would delete
+    the good checkpoints instead (with ``keep=1``, the one just written).
+    """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     arrays = {name: v.numpy() for name, v in gan.variables().items()}
     arrays["meta"] = np.array(json.dumps({"step": step, "epoch": epoch}))
     path = directory / f"ckpt-{step:08d}.npz"
-    tmp = directory / f".tmp-{os.getpid()}-{path.name}"
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
-    for _, old in list_checkpoints(directory)[:-keep]:
+    for _, old in [c for c in list_checkpoints(directory) if c[0] <= step][:-keep]:
         old.unlink(missing_ok=True)
     return path
 
 
+# What numpy's loader raises for a file that is cut short, empty or not a checkpoint.
+_DAMAGED = (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error)
+
+
+def read_checkpoint(path):
+    """``(arrays, step, epoch)`` of the checkpoint ``path``, read whole into memory.
+
+    Raises
+    ------
+    DcganError
+        Naming the file, if it is empty, cut short or not a checkpoint.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        return arrays, int(meta["step"]), int(meta["epoch"])
+    except _DAMAGED as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise DcganError(f"{display_name(path)}: damaged or incomplete ({reason})") from None
+
+
 def restore_checkpoint(gan: GAN, path):
-    """Load every variable from ``path``; returns the stored (step, epoch)."""
-    with np.load(path, allow_pickle=False) as stored:
-        variables = gan.variables()
-        missing = set(variables) - set(stored.files)
-        if missing:
-            raise DcganError(f"{path} does not match this model ({len(missing)} variables missing)")
-        for name, var in variables.items():
-            value = stored[name]
-            if tuple(value.shape) != tuple(var.shape):
-                raise DcganError(f"{path}: variable {name} has shape {value.shape}, "
-                                 f"the model needs {tuple(var.shape)}")
-            var.assign(value)
-        meta = json.loads(str(stored["meta"]))
-    return meta["step"], meta["epoch"]
+    """Load every variable from ``path``; returns the stored (step, epoch).
+
+    Every array is checked before the first is assigned, so a checkpoint that does not fit leaves
+    ``gan`` as it was.
+    """
+    stored, step, epoch = read_checkpoint(path)
+    variables = gan.variables()
+    missing = set(variables) - set(stored)
+    if missing:
+        raise DcganError(f"{display_name(path)} does not match this model "
+                         f"({len(missing)} variables missing)")
+    for name, var in variables.items():
+        if tuple(stored[name].shape) != tuple(var.shape):
+            raise DcganError(f"{display_name(path)}: variable {name} has shape "
+                             f"{stored[name].shape}, the model needs {tuple(var.shape)}")
+    for name, var in variables.items():
+        var.assign(stored[name])
+    return step, epoch
 
 
 def check_compatible(directory, config: ModelConfig):
-    """Raise a one-line DcganError naming every architecture option that differs from the model
-    already trained in ``directory``; do nothing if there is none."""
-    path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
+    """Refuse to train in ``directory`` with other architecture options than its model's.
+
+    The model is the one ``directory/config.json`` describes, with or without checkpoints
+    (exported weights alone are a model too); without that file there is nothing to check.
+
+    Raises
+    ------
+    OptionError
+        Naming every architecture option that differs, and ``checkpoint_dir``.
+    DcganError
+        If ``config.json`` is not a model description (naming it).
+    """
+    if not (Path(directory) / CONFIG_FILE).exists():
         return
-    try:
-        saved = ModelConfig.from_dict(json.loads(path.read_text())["model"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DcganError(f"{path} is unreadable ({exc}); move it away to start afresh") from None
-    diffs = [f"{_OPTION_NAMES[k]} {getattr(saved, k)} (asked {getattr(config, k)})"
-             for k in _OPTION_NAMES if getattr(saved, k) != getattr(config, k)]
-    if diffs:
-        raise DcganError(f"the checkpoint in {directory} was trained with " + ", ".join(diffs)
-                         + ": pass the same options to resume, or use another --checkpoint-dir")
+    saved = read_config(directory)
+    differ = [k for k in _ARCHITECTURE if getattr(saved, k) != getattr(config, k)]
+    if differ:
+        said = ", ".join(f"{{{k}}} {getattr(saved, k)} (asked {getattr(config, k)})"
+                         for k in differ)
+        raise OptionError((*differ, "checkpoint_dir"),
+                          f"the model in {display_name(directory)} was trained with "
+                          f"{said}: pass the same options to resume, or use another "
+                          "{checkpoint_dir}")
 
 
 def write_config(directory, options: TrainOptions, dataset):
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    """Record the architecture and the training options in ``directory/config.json``."""
     train_options = dataclasses.asdict(options)
     train_options.pop("progress")
     train_options["precision"] = resolve_precision(options.precision)
     body = {"model": options.model_config.to_dict(), "train": train_options,
             "dataset": str(dataset)}
-    tmp = directory / f".tmp-{os.getpid()}-{CONFIG_FILE}"
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, directory / CONFIG_FILE)
+    write_text(Path(directory) / CONFIG_FILE, json.dumps(body, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def _signals_ignored(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Within the block, SIGINT and SIGTERM are ignored (outside the main thread: nothing)."""
+    try:
+        previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in signums}
+    except ValueError:  # not the main thread, where no signal arrives anyway
+        previous = {}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 # ---------------------------------------------------------------------------------- the loop
@@ -228,13 +254,16 @@ class TrainResult:
     input_wait: float  # seconds spent waiting for the next batch
     dataset: data.DatasetSummary | None = None
     history: list = dataclasses.field(default_factory=list)
+    exit_code: int = 0  # the shell's status for the run: 130 after Ctrl-C, 143 after SIGTERM
 
 
 class Trainer:
     """Owns one training run: data, GAN, checkpoints, samples, logs.
 
     ``Trainer(dataset, options).fit()`` is what ``dcgan-complete train`` does.  Building a
-    Trainer resumes from the newest checkpoint in ``options.checkpoint_dir`` if there is one.
+    Trainer resumes from the newest checkpoint in ``options.checkpoint_dir`` that loads, or else
+    starts from the exported weights there, if any.  ``notes`` holds what the user should be told
+    about that (checkpoints skipped as damaged, the exported weights used).
     """
 
     def __init__(self, dataset, options: TrainOptions):
@@ -243,29 +272,67 @@ class Trainer:
         self.ckpt_dir = Path(options.checkpoint_dir)
         self.sample_dir = Path(options.sample_dir or self.ckpt_dir / "samples")
         self.log_dir = Path(options.log_dir or self.ckpt_dir / "logs")
+        self.notes = []
+        self._config_written = False
+        outputs = {"checkpoint_dir": self.ckpt_dir, "sample_dir": self.sample_dir,
+                   "log_dir": self.log_dir}
+        paths = data.find_training_images(dataset, exclude=outputs.values())
+        # Before the long work (decoding, training): a folder that cannot be written fails now,
+        # not at the first sample or checkpoint.
+        for option, folder in outputs.items():
+            ensure_writable_dir(folder, option)
         config = options.model_config
-        existing = list_checkpoints(self.ckpt_dir)
-        if existing:
-            check_compatible(self.ckpt_dir, config)
-
-        paths = data.find_training_images(dataset)
-        self.images, self.good_paths, self.summary = data.load_images(
-            paths, options.image_size, progress=options.progress, root=dataset)
-        self.steps_per_epoch = len(self.good_paths) // options.batch_size
-        if self.steps_per_epoch == 0:
-            raise DcganError(f"--batch-size {options.batch_size} is larger than the dataset "
-                             f"({len(self.good_paths)} readable images)")
+        check_compatible(self.ckpt_dir, config)
+        # The networks come before the data, so that checkpoints that do not load are reported
+        # before the images are decoded (minutes for a large set).
         self.gan = GAN(config, options.lr, options.beta1, options.g_steps, options.precision,
                        options.seed)
         self.step, self.epoch = 0, 0
         self.last_checkpoint = None
-        if existing:
-            self.last_checkpoint = existing[-1][1]
-            self.step, self.epoch = restore_checkpoint(self.gan, self.last_checkpoint)
-        write_config(self.ckpt_dir, options, dataset)
+        self._resume()
+
+        self.images, self.good_paths, self.summary = data.load_images(
+            paths, options.image_size, progress=options.progress, root=dataset)
+        self.steps_per_epoch = len(self.good_paths) // options.batch_size
+        if self.steps_per_epoch == 0:
+            raise OptionError("batch_size", f"{{batch_size}} {options.batch_size} is larger than "
+                                            f"the dataset ({len(self.good_paths)} readable images)")
         seed = options.seed if options.seed is not None else 0
         self.fixed_z = np.random.default_rng(seed).uniform(
             -1, 1, (SAMPLE_GRID, config.z_dim)).astype(np.float32)
+
+    def _resume(self):
+        """Restore the newest checkpoint that loads; without any, the exported weights if there
+        are.  A folder whose checkpoints all fail to load is an error, not a fresh start."""
+        found = list_checkpoints(self.ckpt_dir)
+        failures = []
+        for _, path in reversed(found):
+            try:
+                self.step, self.epoch = restore_checkpoint(self.gan, path)
+            except DcganError as exc:
+                failures.append(str(exc))
+                self.notes.append(f"warning: skipped {exc}")
+                continue
+            self.last_checkpoint = path
+            return
+        where = display_name(self.ckpt_dir)
+        if found:
+            raise DcganError(f"none of the {len(found)} checkpoint(s) in {where} loads (newest: "
+                             f"{failures[0]}): move the ckpt-*.npz files away to start without "
+                             "them")
+        if (self.ckpt_dir / CONFIG_FILE).exists() and (self.ckpt_dir / GENERATOR_FILE).is_file():
+            # Exported weights alone (a model copied here, or checkpoints deleted): training
+            # on from them keeps the user's model, which a fresh start would overwrite.
+            _, generator, discriminator = load_models(self.ckpt_dir, self.gan.precision,
+                                                      need_discriminator=False)
+            self.gan.generator.set_weights(generator.get_weights())
+            fresh = ""
+            if (self.ckpt_dir / DISCRIMINATOR_FILE).is_file():
+                self.gan.discriminator.set_weights(discriminator.get_weights())
+            else:
+                fresh = ", a fresh discriminator"
+            self.notes.append(f"note: no checkpoint in {where}: starting from its exported "
+                              f"weights (step 0, fresh optimiser state{fresh})")
 
     @property
     def total_steps(self):
@@ -273,7 +340,11 @@ class Trainer:
         return min(total, self.options.max_steps) if self.options.max_steps else total
 
     def fit(self):
-        """Train until ``total_steps``; returns a TrainResult.  Ctrl-C saves and returns."""
+        """Train until ``total_steps``; returns a TrainResult.
+
+        Ctrl-C or SIGTERM (a batch scheduler, ``docker stop``) writes a checkpoint and returns,
+        with ``stopped == "interrupted"`` and the exit status for the signal.
+        """
         from tqdm import tqdm
 
         opts = self.options
@@ -288,65 +359,74 @@ class Trainer:
         writer = tf.summary.create_file_writer(str(self.log_dir))
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", desc="train",
                    disable=not opts.progress, dynamic_ncols=True)
-        images_done, t_rate = 0, time.perf_counter()
-        try:
-            while self.step < self.total_steps:
-                t0 = time.perf_counter()
-                real = next(batches)
-                result.input_wait += time.perf_counter() - t0
-                metrics = {k: float(v) for k, v in self.gan.train_step(real).items()}
-                if not all(np.isfinite(v) for v in metrics.values()):
-                    self._stop_on_nan(metrics)
-                self.step += 1
-                self.epoch = self.step // self.steps_per_epoch
-                images_done += opts.batch_size
-                result.history.append(metrics)
-                if self.step % LOG_EVERY == 0 or self.step == self.total_steps:
-                    rate = images_done / max(time.perf_counter() - t_rate, 1e-9)
-                    images_done, t_rate = 0, time.perf_counter()
-                    with writer.as_default(step=self.step):
-                        for k, v in metrics.items():
-                            tf.summary.scalar(k, v)
-                        tf.summary.scalar("images_per_second", rate)
-                    bar.set_postfix(epoch=self.epoch + 1, d_loss=f"{metrics['d_loss']:.3f}",
-                                    g_loss=f"{metrics['g_loss']:.3f}",
-                                    Dx=f"{metrics['d_real']:.2f}", DGz=f"{metrics['d_fake']:.2f}",
-                                    img_s=f"{rate:.0f}")
-                bar.update(1)
-                if self.step % opts.sample_every == 0:
-                    self._sample(writer)
-                if self.step % opts.checkpoint_every == 0:
-                    self._checkpoint()
-        except KeyboardInterrupt:
-            result.stopped = "interrupted"
-            # a second Ctrl-C must not break the checkpoint being written
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # The command line does this around every command; here it serves library callers too.
+        with signals_interrupt():
             try:
+                self._loop(batches, writer, bar, result)
                 self._checkpoint()
+                self._sample(None)
+            except KeyboardInterrupt as exc:
+                # a second signal (an impatient Ctrl-C, a scheduler's repeated SIGTERM) must not
+                # break the checkpoint being written
+                with _signals_ignored():
+                    result.stopped, result.exit_code = "interrupted", exit_code_of(exc)
+                    self._checkpoint()
             finally:
-                signal.signal(signal.SIGINT, previous)
-        finally:
-            bar.close()
-            writer.close()
-        if result.stopped == "done":
-            self._checkpoint()
-            self._sample(None)
+                bar.close()
+                writer.close()
         result.step, result.epoch = self.step, self.epoch
         result.checkpoint = self.last_checkpoint
         result.seconds = time.perf_counter() - start
         return result
 
+    def _loop(self, batches, writer, bar, result):
+        opts = self.options
+        images_done, t_rate = 0, time.perf_counter()
+        while self.step < self.total_steps:
+            t0 = time.perf_counter()
+            real = next(batches)
+            result.input_wait += time.perf_counter() - t0
+            metrics = {k: float(v) for k, v in self.gan.train_step(real).items()}
+            if not all(np.isfinite(v) for v in metrics.values()):
+                self._stop_on_nan(metrics)
+            self.step += 1
+            self.epoch = self.step // self.steps_per_epoch
+            images_done += opts.batch_size
+            result.history.append(metrics)
+            if self.step % LOG_EVERY == 0 or self.step == self.total_steps:
+                rate = images_done / max(time.perf_counter() - t_rate, 1e-9)
+                images_done, t_rate = 0, time.perf_counter()
+                with writer.as_default(step=self.step):
+                    for k, v in metrics.items():
+                        tf.summary.scalar(k, v)
+                    tf.summary.scalar("images_per_second", rate)
+                bar.set_postfix(epoch=self.epoch + 1, d_loss=f"{metrics['d_loss']:.3f}",
+                                g_loss=f"{metrics['g_loss']:.3f}",
+                                Dx=f"{metrics['d_real']:.2f}", DGz=f"{metrics['d_fake']:.2f}",
+                                img_s=f"{rate:.0f}")
+            bar.update(1)
+            if self.step % opts.sample_every == 0:
+                self._sample(writer)
+            if self.step % opts.checkpoint_every == 0:
+                self._checkpoint()
+
     def _checkpoint(self):
-        if self.last_checkpoint is not None and self.last_checkpoint.name == f"ckpt-{self.step:08d}.npz":
+        if self.last_checkpoint is not None and \
+                self.last_checkpoint.name == f"ckpt-{self.step:08d}.npz":
             return
         if not self.gan.all_finite():
             raise DcganError(f"weights are not finite at step {self.step}: not saved; "
-                             f"the last good checkpoint is {self.last_checkpoint}")
+                             f"the last good checkpoint is {self._last_good()}")
         self.last_checkpoint = save_checkpoint(self.gan, self.ckpt_dir, self.step, self.epoch,
                                                self.options.keep)
         self._export()
 
     def _export(self):
+        """The portable model: ``config.json`` (once a run, written only now that there is a
+        checkpoint) and both networks' ``.weights.h5``."""
+        if not self._config_written:
+            write_config(self.ckpt_dir, self.options, self.dataset_root)
+            self._config_written = True
         export_weights(self.ckpt_dir, self.gan.generator, self.gan.discriminator)
 
     def _sample(self, writer):
@@ -358,18 +438,26 @@ class Trainer:
                 tf.summary.image("samples", grid[None], step=self.step)
         return path
 
+    def _last_good(self):
+        return display_name(self.last_checkpoint) if self.last_checkpoint else "none"
+
     def _stop_on_nan(self, metrics):
         bad = ", ".join(k for k, v in metrics.items() if not np.isfinite(v))
-        where = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
-                 else "no checkpoint was written yet")
-        raise DcganError(f"training diverged at step {self.step + 1} ({bad} not finite); "
-                         f"stopped without saving: {where}. Try a lower --lr.")
+        where = (f"the last good checkpoint is {self._last_good()}"
+                 if self.last_checkpoint else "no checkpoint was written yet")
+        raise OptionError("lr", f"training diverged at step {self.step + 1} ({bad} not finite); "
+                                f"stopped without saving: {where}. Try a lower {{lr}}.")
 
 
 def train(dataset, options: TrainOptions | None = None):
-    """Train (or resume) a DCGAN on the images under ``dataset``; prints a summary line."""
+    """Train (or resume) a DCGAN on the images under ``dataset``; prints a summary line.
+
+    Warnings (a damaged checkpoint skipped) and notes go to stderr even without ``progress``.
+    """
     options = options or TrainOptions()
     trainer = Trainer(dataset, options)
+    for note in trainer.notes:
+        print(note, file=sys.stderr)
     say = print if options.progress else (lambda *a, **k: None)
     say(f"dataset: {trainer.summary.describe()}; precision {trainer.gan.precision}")
     if trainer.step:
@@ -377,9 +465,10 @@ def train(dataset, options: TrainOptions | None = None):
             f"epoch {trainer.epoch + 1}")
     result = trainer.fit()
     if result.stopped == "interrupted":
-        say(f"interrupted at step {result.step}; saved {result.checkpoint} "
+        say(f"interrupted at step {result.step}; saved {display_name(result.checkpoint)} "
             f"(run the same command to resume)")
     else:
         say(f"trained to step {result.step} ({result.epoch} epochs) in {result.seconds:.0f} s; "
-            f"model in {options.checkpoint_dir}/, samples in {trainer.sample_dir}/")
+            f"model in {display_name(trainer.ckpt_dir)}/, samples in "
+            f"{display_name(trainer.sample_dir)}/")
     return result

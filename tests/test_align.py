@@ -1,5 +1,9 @@
 """Face alignment: the affine geometry on tiny arrays, then dlib on scikit-image's astronaut."""
 import csv
+import dataclasses
+import errno
+import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -9,9 +13,10 @@ from PIL import Image
 pytest.importorskip("dlib")
 skimage_data = pytest.importorskip("skimage.data")
 
-from dcgan_complete import align  # noqa: E402
+from dcgan_complete import align, files  # noqa: E402
 from dcgan_complete.cli import main  # noqa: E402
-from dcgan_complete.errors import DcganError  # noqa: E402
+from dcgan_complete.errors import DcganError, OptionError  # noqa: E402
+from dcgan_complete.options import AlignOptions  # noqa: E402
 from dcgan_complete.images import read_image, write_image  # noqa: E402
 
 ASTRONAUT_FACE = (179, 83, 266, 170)  # dlib's box at upsample 0 (left, top, right, bottom)
@@ -255,4 +260,77 @@ def test_cli_errors_are_one_line(tmp_path):
         f"Error: RAW_DIR {tmp_path / 'missing'} does not exist"]
     result = runner.invoke(main, ["align", str(tmp_path), str(tmp_path / "out"), "--all-faces",
                                   "--skip-multi"])
-    assert result.exit_code == 2 and "exclude each other" in result.output
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: --all-faces and --skip-multi exclude each other"]
+
+
+def _error_lines(result):
+    return [line for line in result.output.splitlines() if line.startswith("Error")]
+
+
+def test_options_come_from_align_options_and_are_recorded(tmp_path, astronaut):
+    params = {p.name: p.default for p in main.commands["align"].params}
+    for option in dataclasses.fields(AlignOptions):
+        assert params[option.name] == option.default, option.name
+
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    write_image(raw / "face.png", astronaut)
+    align.align_folder(raw, out, AlignOptions(size=32, workers=1), progress=False, border="black")
+    assert read_image(out / "face.png").shape == (32, 32, 3)
+    assert json.loads((out / align.RECORD_NAME).read_text()) == {
+        "size": 32, "landmarks": "inner-eyes-and-bottom-lip", "border": "black",
+        "all_faces": False}
+    with pytest.raises(OptionError) as caught:
+        align.align_folder(raw, out, size=48, workers=1, progress=False)
+    assert set(caught.value.options) == {"size", "border", "aligned_dir"}
+    assert "size 32 (asked 48), border black (asked reflect)" in str(caught.value)
+    assert "--" not in str(caught.value)
+
+    for bad in (dict(size=4), dict(all_faces=True, skip_multi=True), dict(upsample=-1),
+                dict(landmarks=(0, 39, 42)), dict(border="wrap"), dict(workers=0)):
+        with pytest.raises(OptionError):
+            align.align_folder(raw, tmp_path / "refused", progress=False, **bad)
+    assert not (tmp_path / "refused").exists()  # refused before any work
+
+
+def test_missing_model_names_the_option_not_a_flag(tmp_path, astronaut, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None
+                        if name == "face_recognition_models" else find_spec(name, *args))
+    write_image(tmp_path / "raw" / "face.png", astronaut)
+    with pytest.raises(OptionError) as caught:
+        align.align_folder(tmp_path / "raw", tmp_path / "out", progress=False)
+    assert caught.value.options == ("predictor",)
+    assert "--" not in str(caught.value) and "or pass predictor PATH" in str(caught.value)
+    result = CliRunner().invoke(main, ["align", str(tmp_path / "raw"), str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert len(_error_lines(result)) == 1 and "or pass --predictor PATH" in result.output
+
+
+def test_full_disk_stops_the_run_in_one_line(raw_dir, tmp_path, monkeypatch):
+    def no_space(path, image):
+        with files.atomic_write(path) as tmp:
+            tmp.write_bytes(b"half a PNG")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(align, "write_image", no_space)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["align", str(raw_dir), str(out), "--workers", "1"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    [line] = _error_lines(result)
+    assert line.startswith("Error: cannot write ") and "No space left on device: stopped" in line
+    assert "aligned" not in result.output.replace(str(out), "")  # no summary: it stopped
+    assert sorted(p.name for p in out.iterdir()) == [align.RECORD_NAME]  # nothing half-written
+
+
+def test_a_crop_that_cannot_be_written_is_reported(tmp_path, astronaut):
+    raw = tmp_path / "raw"
+    write_image(raw / "ok.png", astronaut)
+    Image.fromarray(astronaut).save(raw / ("x" * 240 + ".png"))  # too long for a temporary
+    summary = align.align_folder(raw, tmp_path / "out", workers=1, progress=False)
+    assert (summary.aligned, summary.failed) == (1, 1)
+    [(path, reason, detail)] = summary.rejected
+    assert (path, reason) == ("x" * 240 + ".png", "failed") and "too long" in detail
+    assert _report(tmp_path / "out") == {"x" * 240 + ".png": "failed"}

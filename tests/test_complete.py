@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from dcgan_complete.cli import main
-from dcgan_complete.complete import CompleteOptions, Completer, complete_files, output_names
+from dcgan_complete.complete import complete_files, output_names
+from dcgan_complete.search import CompleteOptions, Completer, Targets
 from dcgan_complete.errors import DcganError
 from dcgan_complete.images import read_image, write_image
 from dcgan_complete.masks import center_mask, make_mask
@@ -73,12 +74,11 @@ def test_restarts_keep_the_best_start(tiny_model_dir, faces):
 
 def test_perceptual_loss_is_per_image_not_batch_mean(tiny_model_dir, faces):
     c = completer(tiny_model_dir)
-    masks = np.stack([center_mask(SIZE)] * 4)[..., None]
+    masks = np.stack([center_mask(SIZE)] * 4)
     import tensorflow as tf
     z = tf.random.uniform((4, c.z_dim), -1, 1, seed=1)
-    y = tf.constant(faces[:4] / 127.5 - 1.0, tf.float32)
-    _, p4 = c._losses(z, y, tf.constant(masks), False)
-    _, p1 = c._losses(z[:1], y[:1], tf.constant(masks[:1]), False)
+    _, p4 = c.losses(z, Targets.build(faces[:4], masks, c.options))
+    _, p1 = c.losses(z[:1], Targets.build(faces[:1], masks[:1], c.options))
     assert p4.shape == (4,)
     np.testing.assert_allclose(p4[0], p1[0], rtol=1e-5)
     logit = float(c.discriminator(c.generator(z[:1], training=False), training=False)[0, 0])
@@ -93,11 +93,24 @@ def test_tolerance_stops_early(tiny_model_dir, faces):
 
 
 def test_lowres_matches_block_averages(tiny_model_dir, faces):
-    masks = np.stack([make_mask("lowres", SIZE)] * 2)
-    result = completer(tiny_model_dir).complete(faces[:2], masks, lowres=True)
+    masks = [make_mask("lowres", SIZE)] * 2  # the mask itself says: block averages known
+    result = completer(tiny_model_dir).complete(faces[:2], masks)
     blocks = lambda x: x.astype(float).reshape(2, 2, 8, 2, 8, 3).mean(axis=(2, 4))
     # block averages of the output match the input's (up to rounding and clipping)
     assert np.abs(blocks(result.completed) - blocks(faces[:2])).max() < 3.0
+
+
+def test_lowres_and_pixel_masks_share_a_batch(tiny_model_dir, faces):
+    """The demo searches every mask kind in one batch: a lowres face beside a center one."""
+    masks = [make_mask("lowres", SIZE), center_mask(SIZE)]
+    result = completer(tiny_model_dir).complete(faces[:2], masks)
+    alone = completer(tiny_model_dir).complete(faces[:1], masks[:1])
+    np.testing.assert_allclose(result.z[0], alone.z[0], atol=1e-5)
+    known = center_mask(SIZE).astype(bool)
+    assert np.array_equal(result.completed[1][known], faces[1][known])
+    # lowres: nothing is known exactly, so the masked input shows the block averages
+    assert not np.array_equal(result.masked[0], faces[0])
+    assert len(np.unique(result.masked[0][:8, :8].reshape(-1, 3), axis=0)) == 1
 
 
 def test_files_end_to_end_with_gif_frames_and_summary(tiny_model_dir, faces, tmp_path):
@@ -141,9 +154,8 @@ def test_same_stem_gets_distinct_names_and_inputs_are_never_overwritten(tiny_mod
                                                                       tmp_path):
     assert output_names(["a/x.png", "b/x.jpg", "x_2.png"]) == ["x", "x_2", "x_2_2"]
     write_image(tmp_path / "x.masked.png", faces[0])
-    with pytest.raises(DcganError, match="refusing to overwrite input"):
-        # x.masked.png's own masked output would be x.masked.masked.png, but its stem "x.masked"
-        # makes the final output x.masked.png: the input itself
+    with pytest.raises(DcganError, match="holds the input"):
+        # an output folder that holds an input is refused before any work
         complete_files([tmp_path / "x.masked.png"], out_dir=tmp_path,
                        checkpoint_dir=tiny_model_dir,
                        options=CompleteOptions(iterations=1), progress=False)
@@ -192,4 +204,4 @@ def test_cli_completes_and_says_where(tiny_model_dir, faces, tmp_path):
     strict = CliRunner().invoke(main, ["complete", str(tmp_path / "big.png"), "--strict",
                                        "--checkpoint-dir", str(tiny_model_dir),
                                        "--out", str(tmp_path / "o2")])
-    assert strict.exit_code == 1 and "drop --strict" in strict.output
+    assert strict.exit_code == 1 and "without --strict it would be resized" in strict.output

@@ -1,7 +1,8 @@
 import pytest
 
 from dcgan_complete.model import (ModelConfig, build_discriminator, build_generator,
-                                  forward_flops, load_models, powers_of_two)
+                                  forward_flops, load_models)
+from dcgan_complete.options import image_sizes
 
 
 @pytest.mark.parametrize("size", [16, 32, 64, 128])
@@ -31,7 +32,7 @@ def test_64px_model_matches_the_reference_widths():
 
 
 def test_bad_sizes_are_rejected():
-    assert powers_of_two() == [16, 32, 64, 128]
+    assert image_sizes() == [16, 32, 64, 128]
     for bad in (8, 48, 256):
         with pytest.raises(ValueError, match="power of two"):
             ModelConfig(image_size=bad)
@@ -56,7 +57,9 @@ def test_exported_weights_reload(tiny_model_dir):
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no trained model"):
+    from dcgan_complete.errors import DcganError
+
+    with pytest.raises(DcganError, match="no trained model"):
         load_models(tmp_path)
 
 

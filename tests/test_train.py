@@ -1,5 +1,8 @@
+import errno
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,9 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from dcgan_complete.errors import DcganError
+from dcgan_complete import train as train_module
+from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.images import write_image
-from dcgan_complete.model import ModelConfig
+from dcgan_complete.model import (CONFIG_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, ModelConfig,
+                                  load_models)
 from dcgan_complete.train import (GAN, TrainOptions, Trainer, list_checkpoints,
                                   restore_checkpoint, train)
 
@@ -58,13 +63,96 @@ def test_finished_run_does_nothing_more(tiny_dataset, tmp_path):
     assert result.step == 3 and result.history == []
 
 
+def _tiny_gan():
+    return GAN(ModelConfig(**{k: TINY[k] for k in ("image_size", "z_dim", "gf_dim", "df_dim")}))
+
+
 def test_mismatched_checkpoint_names_the_options(tiny_dataset, tmp_path):
     train(str(tiny_dataset), options(tmp_path, max_steps=2))
-    with pytest.raises(DcganError) as err:
+    with pytest.raises(OptionError) as err:
         Trainer(str(tiny_dataset), options(tmp_path, max_steps=4, gf_dim=16, z_dim=9))
-    message = str(err.value)
-    assert "--gf-dim 8 (asked 16)" in message and "--z-dim 8 (asked 9)" in message
-    assert "--df-dim" not in message and "\n" not in message
+    message = str(err.value)  # the library names fields; the command line puts its flags there
+    assert "gf_dim 8 (asked 16)" in message and "z_dim 8 (asked 9)" in message
+    assert message.endswith("or use another checkpoint_dir")
+    assert "df_dim" not in message and "--" not in message and "\n" not in message
+    assert set(err.value.options) == {"gf_dim", "z_dim", "checkpoint_dir"}
+
+
+def test_batch_size_larger_than_the_dataset_names_the_field(tiny_dataset, tmp_path):
+    with pytest.raises(OptionError) as err:
+        Trainer(str(tiny_dataset), options(tmp_path, batch_size=64))
+    assert str(err.value) == "batch_size 64 is larger than the dataset (48 readable images)"
+    assert err.value.format(lambda name: "--batch-size").startswith("--batch-size 64 ")
+
+
+@pytest.mark.parametrize("inside", ["checkpoint_dir", "sample_dir"])
+def test_output_folders_inside_the_dataset_are_not_training_data(tmp_path, inside):
+    root = tmp_path / "data"
+    for i, face in enumerate(make_faces(16, 16)):
+        write_image(root / f"face_{i:02d}.png", face)
+    folders = {"checkpoint_dir": str(tmp_path / "ck"), inside: str(root / "run")}
+    used = []
+    for steps in (2, 4):
+        result = train(str(root), options(folders["checkpoint_dir"], max_steps=steps,
+                                          sample_every=1, sample_dir=folders.get("sample_dir")))
+        used.append(result.dataset.used)
+    assert list(root.rglob("train_*.png"))  # the sample grids are in the dataset's folder
+    assert used == [16, 16]
+
+
+def test_a_full_disk_leaves_no_temporary_checkpoint(tiny_dataset, tmp_path, monkeypatch):
+    trainer = Trainer(str(tiny_dataset), options(tmp_path, max_steps=3, checkpoint_every=2))
+
+    def savez_on_a_full_disk(file, **arrays):
+        file.write(b"PK\x03\x04 the first bytes")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", savez_on_a_full_disk)
+    with pytest.raises(DcganError, match=r"^cannot write .*ckpt-00000002\.npz: No space left"):
+        trainer.fit()
+    assert list_checkpoints(tmp_path) == []
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("damage", ["cut to half", "empty"])
+def test_a_damaged_newest_checkpoint_is_skipped_with_a_warning(tiny_dataset, tmp_path, capsys,
+                                                               damage):
+    train(str(tiny_dataset), options(tmp_path, max_steps=2, checkpoint_every=1))
+    newest = list_checkpoints(tmp_path)[-1][1]
+    content = newest.read_bytes()
+    newest.write_bytes(content[:len(content) // 2] if damage == "cut to half" else b"")
+    result = train(str(tiny_dataset), options(tmp_path, max_steps=3, checkpoint_every=1))
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert re.match(r"warning: skipped .*ckpt-00000002\.npz: damaged or incomplete \(.+\)$",
+                    warnings[0])
+    assert result.step == 3 and len(result.history) == 2  # resumed from step 1
+    gan = _tiny_gan()
+    for step, path in list_checkpoints(tmp_path):  # the damaged one was written again
+        assert restore_checkpoint(gan, path)[0] == step
+
+
+def test_config_json_is_written_with_the_first_checkpoint(tiny_dataset, tmp_path):
+    trainer = Trainer(str(tiny_dataset), options(tmp_path, max_steps=2, checkpoint_every=2))
+    assert not (tmp_path / CONFIG_FILE).exists()  # a run that dies now leaves no model behind
+    trainer.fit()
+    assert json.loads((tmp_path / CONFIG_FILE).read_text())["model"]["gf_dim"] == 8
+
+
+def test_a_folder_of_exported_weights_is_trained_on_from_them(tiny_model_dir, tiny_dataset,
+                                                              tmp_path, capsys):
+    for name in (CONFIG_FILE, GENERATOR_FILE, DISCRIMINATOR_FILE):
+        shutil.copy(tiny_model_dir / name, tmp_path / name)
+    config = (tmp_path / CONFIG_FILE).read_bytes()
+    _, generator, discriminator = load_models(tmp_path)
+    trainer = Trainer(str(tiny_dataset), options(tmp_path, max_steps=1))
+    for mine, exported in ((trainer.gan.generator, generator),
+                           (trainer.gan.discriminator, discriminator)):
+        assert all(np.array_equal(a, b) for a, b in zip(mine.get_weights(),
+                                                        exported.get_weights()))
+    assert trainer.step == 0 and (tmp_path / CONFIG_FILE).read_bytes() == config
+    assert [n for n in trainer.notes if "starting from its exported weights" in n]
+    assert trainer.fit().step == 1 and list_checkpoints(tmp_path)[-1][0] == 1
 
 
 def test_odd_and_bad_files_are_skipped_and_counted(tmp_path):
@@ -104,23 +192,23 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_
     trainer = Trainer(str(tiny_dataset), options(tmp_path, max_steps=20))
     kernel = trainer.gan.discriminator.weights[0]
     kernel.assign(np.full(kernel.shape, np.nan, np.float32))
-    with pytest.raises(DcganError, match="diverged at step 6"):
+    with pytest.raises(OptionError, match="diverged at step 6") as err:
         trainer.fit()
+    assert str(err.value).endswith("Try a lower lr.")
     assert list_checkpoints(tmp_path)[-1][1] == good
-    gan = GAN(ModelConfig(**{k: TINY[k] for k in ("image_size", "z_dim", "gf_dim", "df_dim")}))
+    gan = _tiny_gan()
     assert restore_checkpoint(gan, good) == (5, 5 // trainer.steps_per_epoch)
     assert gan.all_finite()
 
 
-def _spawn_training(dataset, ckpt, steps):
-    code = ("import tensorflow as tf; tf.config.threading.set_intra_op_parallelism_threads(1);"
-            "from dcgan_complete.train import TrainOptions, train;"
-            f"r = train({str(dataset)!r}, TrainOptions(image_size=16, z_dim=8, gf_dim=8, df_dim=8, "
-            f"batch_size=8, epochs=10**6, max_steps={steps}, checkpoint_every=1, sample_every=10**6, keep=2, "
-            f"checkpoint_dir={str(ckpt)!r}, progress=False)); print('stopped', r.stopped, r.step)")
+def _spawn_training(dataset, ckpt):
+    """``dcgan-complete train`` in a process of its own, writing a checkpoint every step."""
+    tiny = [arg for k, v in TINY.items() for arg in ("--" + k.replace("_", "-"), str(v))]
+    args = [sys.executable, "-m", "dcgan_complete", "train", "--dataset", str(dataset), *tiny,
+            "--epochs", str(10 ** 6), "--checkpoint-every", "1", "--sample-every", str(10 ** 6),
+            "--keep", "2", "--checkpoint-dir", str(ckpt), "--threads", "1"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _wait_for_checkpoints(ckpt, step, proc, timeout=120):
@@ -136,7 +224,7 @@ def _wait_for_checkpoints(ckpt, step, proc, timeout=120):
 
 
 def test_kill_9_never_leaves_a_broken_checkpoint(tiny_dataset, tmp_path):
-    proc = _spawn_training(tiny_dataset, tmp_path, 10 ** 6)
+    proc = _spawn_training(tiny_dataset, tmp_path)
     try:
         _wait_for_checkpoints(tmp_path, 3, proc)
         # kill while it is writing a checkpoint every step
@@ -145,7 +233,7 @@ def test_kill_9_never_leaves_a_broken_checkpoint(tiny_dataset, tmp_path):
         proc.wait()
     finally:
         proc.kill()
-    gan = GAN(ModelConfig(**{k: TINY[k] for k in ("image_size", "z_dim", "gf_dim", "df_dim")}))
+    gan = _tiny_gan()
     for step, path in list_checkpoints(tmp_path):
         assert restore_checkpoint(gan, path)[0] == step
     # and training resumes from the newest
@@ -153,16 +241,48 @@ def test_kill_9_never_leaves_a_broken_checkpoint(tiny_dataset, tmp_path):
     assert trainer.step == list_checkpoints(tmp_path)[-1][0] >= 3
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tiny_dataset, tmp_path):
-    proc = _spawn_training(tiny_dataset, tmp_path, 10 ** 6)
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_save_a_checkpoint_and_exit_with_their_status(tiny_dataset, tmp_path,
+                                                                         signum, status):
+    proc = _spawn_training(tiny_dataset, tmp_path)
     try:
         _wait_for_checkpoints(tmp_path, 2, proc)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 0, err.decode()[-2000:]
-    word, stopped, step = out.decode().split()
-    assert stopped == "interrupted"
-    step = int(step)
+    assert proc.returncode == status, err.decode()[-2000:]
+    step = int(re.search(r"interrupted at step (\d+); saved ", out.decode()).group(1))
     assert list_checkpoints(tmp_path)[-1][0] == step
+    assert restore_checkpoint(_tiny_gan(), list_checkpoints(tmp_path)[-1][1])[0] == step
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_a_second_signal_does_not_break_the_checkpoint(tiny_dataset, tmp_path, monkeypatch):
+    trainer = Trainer(str(tiny_dataset), options(tmp_path, max_steps=10 ** 6,
+                                                 checkpoint_every=10 ** 6))
+    train_step, save_checkpoint = trainer.gan.train_step, train_module.save_checkpoint
+
+    def step_then_ctrl_c(real):
+        if trainer.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return train_step(real)
+
+    def save_amid_signals(*args, **kwargs):
+        # Ctrl-C pressed again, and a scheduler's SIGTERM, while the checkpoint is written
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            pytest.fail("SIGTERM would kill the run while it writes its checkpoint")
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+        except KeyboardInterrupt:
+            pytest.fail("a second signal broke the checkpoint")
+        return save_checkpoint(*args, **kwargs)
+
+    trainer.gan.train_step = step_then_ctrl_c
+    monkeypatch.setattr(train_module, "save_checkpoint", save_amid_signals)
+    result = trainer.fit()
+    assert (result.stopped, result.exit_code, result.step) == ("interrupted", 130, 3)
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [3]
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers given back

@@ -1,0 +1,314 @@
+"""The latent-space search (Yeh et al., CVPR 2017): find z with G(z) agreeing with the known pixels.
+
+For images y with masks M (1 = known), minimise per image
+
+    L(z) = sum |W * (G(z) - y)|  +  lam * perceptual(z),     z in [-1, 1]^z_dim
+
+with W = M (``plain``) or the paper's window weighting, and perceptual = log(1 - D(G(z)))
+(``log1m``, the paper) or -log D(G(z)) (``nonsat``).  A mask coarser than the image (the
+``lowres`` kind: one value per 8x8 block) says that only the block averages are known: the
+contextual term then compares block averages.  The optimiser (Nesterov momentum or Adam,
+projected back into [-1, 1] after every step) runs inside one ``tf.function`` for
+``out_interval`` iterations at a time; Python only sees the state between chunks.  Batch norm
+runs in inference mode, so an image's result does not depend on its batch mates.  The lowest-loss
+z seen is kept, then M*y + (1-M)*G(z) is Poisson-blended.
+
+This is the package's TensorFlow side of completion; reading and writing files is
+:mod:`dcgan_complete.complete`.
+
+Example
+-------
+>>> from dcgan_complete.search import CompleteOptions, Completer
+>>> completer = Completer.from_checkpoint("checkpoint", CompleteOptions(iterations=500))  # doctest: +SKIP
+>>> result = completer.complete(images_uint8, masks)  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from dcgan_complete import images as imgs
+from dcgan_complete import masks as mask_lib
+from dcgan_complete.blend import PoissonBlender
+from dcgan_complete.model import load_models
+from dcgan_complete.options import CompleteOptions
+
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
+HOLE_GRAY = 0.0  # how holes look in the masked image: mid-gray in [-1, 1]
+
+__all__ = ["CompleteOptions", "Completer", "CompletionResult", "SearchState", "Targets"]
+
+
+class SearchState(NamedTuple):
+    """The optimiser's state for a batch of starting points, carried between compiled chunks."""
+
+    z: tf.Tensor          # (B, z_dim) current points
+    velocity: tf.Tensor   # (B, z_dim) momentum's velocity, or Adam's second moment
+    moment: tf.Tensor     # (B, z_dim) Adam's first moment (unused by momentum)
+    step: tf.Tensor       # () Adam's step count
+    best_z: tf.Tensor     # (B, z_dim) the lowest-loss point seen so far
+    best_loss: tf.Tensor  # (B,) its loss
+
+    @classmethod
+    def start(cls, z0):
+        """The state before the first step, from starting points ``z0`` (B, z_dim)."""
+        z0 = tf.constant(np.asarray(z0, np.float32))
+        zeros = tf.zeros_like(z0)
+        return cls(z0, zeros, zeros, tf.constant(0.0), z0,
+                   tf.fill([int(z0.shape[0])], np.float32(np.inf)))
+
+
+class Targets(NamedTuple):
+    """What a batch is compared with: images in [-1, 1] and the weights of their known parts."""
+
+    y: tf.Tensor              # (B, S, S, 3)
+    pixel_weights: tf.Tensor  # (B, S, S, 1) W of the contextual loss, 0 where nothing is known
+    block_weights: tf.Tensor  # (B, S/b, S/b, 1) 1 where a block's average is known, or None
+    block: int                # b, the side of the averaged blocks (1 when none is)
+
+    @classmethod
+    def build(cls, images, masks, options: CompleteOptions, repeat=1):
+        """From uint8 images and their masks, each image ``repeat`` times (for restarts)."""
+        size = images.shape[1]
+        known = [mask_lib.known_parts(m, size) for m in masks]
+        blocks = {b for _, b, _ in known if b > 1}
+        if len(blocks) > 1:
+            raise ValueError(f"one batch can average blocks of one size only, got {sorted(blocks)}")
+        block = blocks.pop() if blocks else 1
+        weights = np.stack([mask_lib.context_weights(pixels, options.context_weight,
+                                                     options.window) for pixels, _, _ in known])
+        tile = lambda x: tf.constant(np.tile(x, (repeat,) + (1,) * (x.ndim - 1)))  # noqa: E731
+        block_weights = None
+        if block > 1:
+            side = size // block
+            block_weights = tile(np.stack([
+                coarse if coarse is not None else np.zeros((side, side), np.float32)
+                for _, _, coarse in known])[..., None])
+        return cls(tile(imgs.to_float(images)), tile(weights[..., None]), block_weights, block)
+
+
+@dataclasses.dataclass
+class CompletionResult:
+    """Per image: the final blended completion and what led to it (all uint8 unless noted)."""
+
+    completed: np.ndarray   # (N, S, S, 3) blended result; known pixels identical to the input
+    generated: np.ndarray   # (N, S, S, 3) G(z) for the best z
+    masked: np.ndarray      # (N, S, S, 3) the input as the model saw it (holes gray)
+    z: np.ndarray           # (N, z_dim) float32, the best z
+    loss: np.ndarray        # (N,) float32, its total loss
+    history: list           # rows (image index, iteration, contextual, perceptual, total)
+    frames: list            # per image, a list of uint8 completions every out_interval iterations
+    iterations_run: int = 0
+    seconds: float = 0.0
+    frame_iterations: list = dataclasses.field(default_factory=list)  # iteration of each frame
+
+    def select(self, part):
+        """The result of the images in ``part`` (a slice), renumbered from 0."""
+        history = [(k - part.start, it, c, p, t) for k, it, c, p, t in self.history
+                   if part.start <= k < part.stop]
+        return dataclasses.replace(
+            self, completed=self.completed[part], generated=self.generated[part],
+            masked=self.masked[part], z=self.z[part], loss=self.loss[part], history=history,
+            frames=self.frames[part])
+
+
+class Completer:
+    """A generator/discriminator pair and the compiled search loop."""
+
+    def __init__(self, generator, discriminator, options: CompleteOptions | None = None):
+        self.options = options or CompleteOptions()
+        self.generator = generator
+        self.discriminator = discriminator
+        self.z_dim = int(generator.inputs[0].shape[-1])
+        self.size = int(generator.outputs[0].shape[1])
+        self.blender = PoissonBlender(clip=(-1.0, 1.0))
+        self._chunk = tf.function(self._run_chunk, reduce_retracing=True)
+        self._losses_fn = tf.function(self.losses, reduce_retracing=True)
+
+    @classmethod
+    def from_checkpoint(cls, directory, options: CompleteOptions | None = None):
+        """Load the exported model of a ``train`` run (``config.json`` + ``*.weights.h5``).
+
+        Without ``discriminator.weights.h5`` the perceptual loss would come from an untrained
+        network, so such a folder is refused unless ``options.lam`` is 0.
+        """
+        options = options or CompleteOptions()
+        _, generator, discriminator = load_models(directory, options.precision,
+                                                  need_discriminator=options.lam > 0)
+        return cls(generator, discriminator, options)
+
+    # ---------------------------------------------------------------- the compiled search
+    def losses(self, z, targets: Targets):
+        """Per-image (contextual, perceptual) losses of z against ``targets``."""
+        g = self.generator(z, training=False)
+        contextual = tf.reduce_sum(tf.abs(targets.pixel_weights * (g - targets.y)), axis=[1, 2, 3])
+        if targets.block_weights is not None:
+            b = targets.block
+            pool = lambda x: tf.nn.avg_pool2d(x, b, b, "VALID")  # noqa: E731
+            contextual += b * b * tf.reduce_sum(
+                tf.abs(targets.block_weights * (pool(g) - pool(targets.y))), axis=[1, 2, 3])
+        logits = tf.cast(self.discriminator(g, training=False), tf.float32)[:, 0]
+        if self.options.prior == "log1m":
+            perceptual = -tf.nn.softplus(logits)       # log(1 - sigmoid(l)), computed stably
+        else:
+            perceptual = tf.nn.softplus(-logits)       # -log(sigmoid(l))
+        return contextual, perceptual
+
+    def search(self, state: SearchState, targets: Targets, iterations):
+        """``iterations`` projected optimiser steps from ``state`` (one compiled call)."""
+        return self._chunk(state, targets, tf.constant(iterations))
+
+    def _run_chunk(self, state, targets, n):
+        o = self.options
+        z, v, m, t, best_z, best_loss = state
+        for _ in tf.range(n):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                contextual, perceptual = self.losses(z, targets)
+                total = contextual + o.lam * perceptual
+            grad = tape.gradient(total, z)
+            better = total < best_loss
+            best_loss = tf.where(better, total, best_loss)
+            best_z = tf.where(better[:, None], z, best_z)
+            if o.optimizer == "momentum":
+                v_new = o.momentum * v - o.lr * grad
+                z = z - o.momentum * v + (1.0 + o.momentum) * v_new
+                v = v_new
+            else:
+                t = t + 1.0
+                b1, b2 = ADAM_BETAS
+                m = b1 * m + (1.0 - b1) * grad
+                v = b2 * v + (1.0 - b2) * tf.square(grad)
+                z = z - o.lr * (m / (1.0 - b1 ** t)) / (tf.sqrt(v / (1.0 - b2 ** t)) + ADAM_EPS)
+            z = tf.clip_by_value(z, -1.0, 1.0)
+        return SearchState(z, v, m, t, best_z, best_loss)
+
+    # ------------------------------------------------------------------------- public API
+    def complete(self, images, masks, frames=False, progress=None, rng=None):
+        """Complete a batch (any size; it is split into ``batch_size`` pieces).
+
+        Parameters
+        ----------
+        images : uint8 array (N, S, S, 3), S the model's image size
+        masks : N float arrays, each (S, S) with 1 = known pixel, or coarser, (S/b, S/b), when
+            only the b x b block averages are known (the ``lowres`` kind)
+        frames : bool
+            Keep the completion every ``out_interval`` iterations (for ``--frames``/``--gif``).
+        progress : callable(images_done, mean_loss, iterations_done) or None
+            Called after every chunk of iterations (``images_done`` is 0 until a batch ends).
+        rng : numpy Generator or seed for the starting z (default: ``options.seed``).
+        """
+        images = np.asarray(images)
+        masks = [np.asarray(m, np.float32) for m in masks]
+        n, s = len(images), self.size
+        if images.shape != (n, s, s, 3) or len(masks) != n:
+            raise ValueError(f"expected images (N, {s}, {s}, 3) and N masks, got "
+                             f"{images.shape} and {len(masks)} masks")
+        rng = np.random.default_rng(self.options.seed if rng is None else rng)
+        start = time.perf_counter()
+        parts = []
+        for lo in range(0, n, self.options.batch_size):
+            hi = min(n, lo + self.options.batch_size)
+            parts.append(self._complete_batch(images[lo:hi], masks[lo:hi], frames, rng,
+                                              offset=lo, progress=progress))
+        return CompletionResult(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in
+              ("completed", "generated", "masked", "z", "loss")),
+            history=[row for p in parts for row in p.history],
+            frames=[f for p in parts for f in p.frames],
+            iterations_run=max(p.iterations_run for p in parts),
+            seconds=time.perf_counter() - start,
+            frame_iterations=max((p.frame_iterations for p in parts), key=len))
+
+    def _complete_batch(self, images, masks, frames, rng, offset, progress):
+        o = self.options
+        b, r = len(images), o.restarts
+        targets = Targets.build(images, masks, o, repeat=r)  # every image r times: restarts
+        state = SearchState.start(rng.uniform(-1, 1, (b * r, self.z_dim)))
+        history, frame_lists, frame_iterations = [], [[] for _ in range(b)], []
+        done, prev_best = 0, None
+        while done < o.iterations:
+            n = min(o.out_interval, o.iterations - done)
+            state = self.search(state, targets, n)
+            done += n
+            contextual, perceptual = (x.numpy() for x in self._losses_fn(state.z, targets))
+            total = contextual + o.lam * perceptual
+            for k in range(b):  # the first restart's trajectory stands for the image
+                history.append((offset + k, done, float(contextual[k]), float(perceptual[k]),
+                                float(total[k])))
+            best = np.minimum(state.best_loss.numpy(), total)
+            if progress is not None:
+                progress(0, float(np.mean(best)), n)
+            if frames:
+                frame_iterations.append(done)
+                current = self.generator(state.z[:b], training=False).numpy()
+                for k, image in enumerate(self._finish(images, masks, current)):
+                    frame_lists[k].append(image)
+            if o.tolerance is not None and prev_best is not None:
+                gain = (prev_best - best) / np.maximum(np.abs(prev_best), 1e-8)
+                if np.all(gain < o.tolerance):
+                    break
+            prev_best = best
+        # the last z has not been compared with the best yet
+        c, p = self._losses_fn(state.z, targets)
+        last = c + o.lam * p
+        better = last < state.best_loss
+        best_z = tf.where(better[:, None], state.z, state.best_z).numpy()
+        best_loss = tf.where(better, last, state.best_loss).numpy()
+        # pick the best restart of every image
+        rows = best_loss.reshape(r, b).argmin(axis=0) * b + np.arange(b)
+        z_best, loss_best = best_z[rows], best_loss[rows]
+        generated = self.generator(tf.constant(z_best), training=False).numpy()
+        completed = self._finish(images, masks, generated)
+        if progress is not None:  # a batch that stopped early skips its remaining iterations
+            progress(b, float(loss_best.mean()), o.iterations - done)
+        return CompletionResult(completed, imgs.to_uint8(generated),
+                                self.masked(images, masks), z_best, loss_best, history,
+                                frame_lists, done, frame_iterations=frame_iterations)
+
+    def masked(self, images, masks):
+        """What the model was given, as uint8: holes gray, block averages where only they are
+        known."""
+        out = []
+        for image, mask in zip(images, masks):
+            pixels, block, coarse = mask_lib.known_parts(mask, self.size)
+            y = imgs.to_float(image)
+            if coarse is not None:
+                y = np.where(_upsample(coarse, block)[..., None] > 0.5, _block_average(y, block),
+                             HOLE_GRAY)
+            else:
+                y = y * pixels[..., None] + HOLE_GRAY * (1 - pixels[..., None])
+            out.append(imgs.to_uint8(y))
+        return np.stack(out)
+
+    def _finish(self, images, masks, generated):
+        """Paste G(z) into the holes (Poisson-blended) with the known pixels copied exactly;
+        where only block averages are known, correct G(z) to the input's block averages."""
+        out = np.empty_like(images)
+        for k, (image, mask, g) in enumerate(zip(images, masks, generated)):
+            pixels, block, coarse = mask_lib.known_parts(mask, self.size)
+            if coarse is not None:
+                y = imgs.to_float(image)
+                fixed = g + _block_average(y, block) - _block_average(g, block)
+                known = _upsample(coarse, block)[..., None] > 0.5
+                out[k] = imgs.to_uint8(np.clip(np.where(known, fixed, g), -1, 1))
+                continue
+            filled = self.blender(imgs.to_float(image), g, pixels) \
+                if self.options.blend == "poisson" else g
+            out[k] = np.where(pixels[..., None] >= 0.5, image, imgs.to_uint8(filled))
+        return out
+
+
+def _block_average(x, block):
+    """Each block x block tile of one image (S, S, C) replaced by its mean."""
+    s, _, c = x.shape
+    tiles = x.reshape(s // block, block, s // block, block, c).mean(axis=(1, 3), keepdims=True)
+    return np.broadcast_to(tiles, (s // block, block, s // block, block, c)).reshape(x.shape)
+
+
+def _upsample(coarse, block):
+    return np.repeat(np.repeat(coarse, block, axis=0), block, axis=1)

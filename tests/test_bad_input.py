@@ -1,0 +1,545 @@
+"""Bad input, read as a table: what a user did, and what must happen instead of a traceback or a
+lost file.
+
+Every row of ``CASES`` runs the real command line on real files in a fresh folder:
+``prepare(tmp, env)`` lays out the files and returns the arguments; the run must exit with
+``status`` and print ``message`` (a regular expression) as its one error line; ``check(tmp)``
+then asserts that nothing of the user's was lost or overwritten.  Cases that need a second process
+(signals, another user) follow the table.
+
+``env`` holds what the rows share: ``env.model`` (the tiny model trained once per session),
+``env.dataset`` (its 16 px training faces) and ``env.face(k)`` (a 16 px face, uint8).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dcgan_complete.cli import main
+from dcgan_complete.images import read_image, write_image
+
+from conftest import make_faces
+
+
+@dataclasses.dataclass
+class Case:
+    name: str
+    prepare: Callable          # (tmp: Path, env) -> list of CLI arguments
+    message: str               # regular expression the one error line must match
+    status: int = 1
+    check: Callable | None = None  # (tmp: Path) -> None, asserts what must still hold
+
+
+class Env:
+    def __init__(self, model, dataset):
+        self.model, self.dataset = Path(model), Path(dataset)
+        self._faces = make_faces(8, 16, seed=99)
+
+    def face(self, k=0):
+        return self._faces[k]
+
+    def complete(self, *args, iterations=2):
+        """The arguments of a fast `complete` run on the tiny model."""
+        return ["complete", *map(str, args), "--checkpoint-dir", str(self.model),
+                "--iterations", str(iterations), "--out-interval", "1"]
+
+
+def _unchanged(path, image):
+    def check(tmp):
+        assert np.array_equal(read_image(tmp / path), image)
+    return check
+
+
+# ------------------------------------------------------------------------------------ complete
+def _input_named_summary(tmp, env):
+    write_image(tmp / "in" / "summary.png", env.face(0))
+    write_image(tmp / "in" / "a.png", env.face(1))
+    return env.complete(tmp / "in" / "a.png", tmp / "in" / "summary.png", "--out", tmp / "out")
+
+
+def _summary_input_kept_apart(tmp):
+    assert read_image(tmp / "out" / "summary_2.png").shape == (16, 16, 3)  # the completion
+    assert read_image(tmp / "out" / "summary.png").shape[1] > 2 * 16       # the grid
+    assert {r.split(",")[0] for r in (tmp / "out" / "losses.csv").read_text().splitlines()[1:]} \
+        == {"a", "summary_2"}
+
+
+def _input_beside_its_masked_name(tmp, env):
+    write_image(tmp / "in" / "x.png", env.face(0))
+    write_image(tmp / "in" / "x.masked.png", env.face(1))
+    return env.complete(tmp / "in" / "x.png", tmp / "in" / "x.masked.png", "--out", tmp / "out")
+
+
+def _masked_names_kept_apart(tmp):
+    # x's masked view keeps its gray hole; the input x.masked.png has its own outputs
+    assert (read_image(tmp / "out" / "x.masked.png")[8, 8] == 128).all()
+    assert (tmp / "out" / "x.masked_2.png").is_file()
+    assert (tmp / "out" / "x.masked_2.masked.png").is_file()
+
+
+def _masks_folder_as_out(tmp, env):
+    write_image(tmp / "in" / "a.png", env.face(0))
+    write_image(tmp / "masks" / "a.png", (np.arange(256).reshape(16, 16) % 2 * 255).astype(np.uint8))
+    (tmp / "masks_before").write_bytes((tmp / "masks" / "a.png").read_bytes())
+    return env.complete(tmp / "in" / "a.png", "--mask", tmp / "masks", "--out", tmp / "masks")
+
+
+def _masks_untouched(tmp):
+    assert sorted(p.name for p in (tmp / "masks").iterdir()) == ["a.png"]
+    assert (tmp / "masks" / "a.png").read_bytes() == (tmp / "masks_before").read_bytes()
+
+
+def _input_inside_out(tmp, env):
+    write_image(tmp / "out" / "deep" / "a.png", env.face(0))
+    return env.complete(tmp / "out" / "deep" / "a.png", "--out", tmp / "out")
+
+
+def _complete_out_under_a_file(tmp, env):
+    write_image(tmp / "a.png", env.face(0))
+    (tmp / "notes").write_text("mine")
+    return env.complete(tmp / "a.png", "--out", tmp / "notes" / "out")
+
+
+def _notes_kept(tmp):
+    assert (tmp / "notes").read_text() == "mine"
+
+
+def _output_blocked_by_a_folder(tmp, env):
+    """The completion's own file name is taken by a folder: the write fails after the search."""
+    write_image(tmp / "a.png", env.face(0))
+    (tmp / "out" / "a.png").mkdir(parents=True)
+    return env.complete(tmp / "a.png", "--out", tmp / "out")
+
+
+def _no_temporary_files_in_out(tmp):
+    assert not list((tmp / "out").rglob(".tmp-*"))
+
+
+def _with_option(*extra):
+    def prepare(tmp, env):
+        write_image(tmp / "a.png", env.face(0))
+        # a model that does not exist: the option must be refused before the model is looked at
+        return ["complete", tmp / "a.png", "--checkpoint-dir", tmp / "no-model", "--out",
+                tmp / "out", *extra]
+    return prepare
+
+
+def _model_without(name, *extra, edit=None):
+    """The tiny model copied with ``name`` removed (or edited by ``edit(path)``)."""
+    def prepare(tmp, env):
+        import shutil
+
+        shutil.copytree(env.model, tmp / "model")
+        if edit:
+            edit(tmp / "model" / name)
+        else:
+            (tmp / "model" / name).unlink()
+        write_image(tmp / "a.png", env.face(0))
+        return ["complete", tmp / "a.png", "--checkpoint-dir", tmp / "model", "--out",
+                tmp / "out", "--iterations", "2", *extra]
+    return prepare
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+
+
+def _wider_config(path):
+    import json
+
+    body = json.loads(path.read_text())
+    body["model"]["gf_dim"] *= 2
+    path.write_text(json.dumps(body))
+
+
+def _folder_as_image(tmp, env):
+    (tmp / "photos.png").mkdir()
+    return env.complete(tmp / "photos.png", "--out", tmp / "out")
+
+
+def _huge_png(tmp, env):
+    from PIL import Image
+
+    Image.new("1", (13500, 13500)).save(tmp / "huge.png")  # 182 megapixels, a few kB on disk
+    return env.complete(tmp / "huge.png", "--out", tmp / "out")
+
+
+def _text_as_image(tmp, env):
+    (tmp / "notes.png").write_text("not a picture")
+    return env.complete(tmp / "notes.png", "--out", tmp / "out")
+
+
+def _name_not_utf8(tmp, env):
+    import os
+
+    write_image(tmp / os.fsdecode(b"caf\xe9.png"), env.face(0))
+    return env.complete(tmp / os.fsdecode(b"caf\xe9.png"), "--out", tmp / "out")
+
+
+def _losses_name_printable(tmp):
+    import os
+
+    assert "caf\\xe9," in (tmp / "out" / "losses.csv").read_text(encoding="utf-8")
+    assert (tmp / "out" / os.fsdecode(b"caf\xe9.png")).is_file()
+
+
+COMPLETE_CASES = [
+    Case("complete-input-named-summary", _input_named_summary,
+         r"note: .*summary\.png is written as summary_2\.png", status=0,
+         check=_summary_input_kept_apart),
+    Case("complete-input-beside-x.masked", _input_beside_its_masked_name,
+         r"note: .*x\.masked\.png is written as x\.masked_2\.png", status=0,
+         check=_masked_names_kept_apart),
+    Case("complete-out-is-the-masks-folder", _masks_folder_as_out,
+         r"^Error: --out .*masks holds the masks .*masks: outputs could overwrite it",
+         check=_masks_untouched),
+    Case("complete-out-holds-an-input", _input_inside_out,
+         r"^Error: --out .*out holds the input .*a\.png"),
+    Case("complete-out-under-a-file", _complete_out_under_a_file,
+         r"^Error: cannot write to --out .*notes.out: a file is in the way", check=_notes_kept),
+    Case("complete-output-name-taken-by-a-folder", _output_blocked_by_a_folder,
+         r"^Error: cannot write .*out.a\.png: Is a directory$",
+         check=_no_temporary_files_in_out),
+    Case("complete-even-window", _with_option("--window", "8"),
+         r"^Error: --window must be odd .*not 8$"),
+    Case("complete-center-scale-half", _with_option("--center-scale", "0.5"),
+         r"Invalid value for '--center-scale': 0\.5 is not in the range 0<=x<0\.5", status=2),
+    Case("complete-negative-lam", _with_option("--lam", "-1"),
+         r"Invalid value for '--lam'", status=2),
+    Case("complete-no-discriminator", _model_without("discriminator.weights.h5"),
+         r"^Error: .*model has no discriminator\.weights\.h5: the perceptual loss needs the "
+         r"discriminator \(with --lam 0"),
+    Case("complete-no-discriminator-lam-0", _model_without("discriminator.weights.h5", "--lam",
+                                                           "0"), r"completed 1 image", status=0),
+    Case("complete-truncated-generator", _model_without("generator.weights.h5", edit=_truncate),
+         r"^Error: cannot load .*model.generator\.weights\.h5: damaged, or not the weights"),
+    Case("complete-malformed-config", _model_without(
+        "config.json", edit=lambda p: p.write_text("{")),
+         r"^Error: .*model.config\.json is not a model description"),
+    Case("complete-config-not-the-weights", _model_without("config.json", edit=_wider_config),
+         r"^Error: cannot load .*model.generator\.weights\.h5: damaged, or not the weights of "
+         r"the model that config\.json describes"),
+    Case("complete-folder-as-image", _folder_as_image,
+         r"^Error: none of the 1 inputs could be read: cannot read .*photos\.png: it is a "
+         r"folder, not an image$"),
+    Case("complete-180-megapixels", _huge_png,
+         r"cannot read .*huge\.png: too large \(182 megapixels; the limit is 179\)$"),
+    Case("complete-text-file-as-image", _text_as_image,
+         r"cannot read .*notes\.png: not an image \(no known image format\)$"),
+    Case("complete-name-not-utf8", _name_not_utf8, r"completed 1 image", status=0,
+         check=_losses_name_printable),
+]
+
+# ---------------------------------------------------------------------------------------- train
+def _train(env, ckpt, *extra):
+    """The arguments of a fast `train` run of the tiny model's shape (``extra`` overrides)."""
+    return ["train", "--dataset", env.dataset, "--image-size", "16", "--z-dim", "8",
+            "--gf-dim", "8", "--df-dim", "8", "--batch-size", "8", "--max-steps", "61",
+            "--checkpoint-dir", ckpt, *extra]
+
+
+def _copy_model(env, ckpt, checkpoints=True):
+    """The tiny model in ``ckpt``: with its checkpoint, or as exported weights alone."""
+    import shutil
+
+    shutil.copytree(env.model, ckpt, ignore=None if checkpoints else
+                    shutil.ignore_patterns("ckpt-*.npz"))
+    return ckpt
+
+
+def _no_temporary_files(tmp):
+    assert not [p for p in tmp.rglob(".tmp-*")], "a temporary file was left behind"
+
+
+def _under_a_file(option):
+    def prepare(tmp, env):
+        (tmp / "not-a-dir").write_text("the user's file")
+        folder = tmp / "not-a-dir" / "out"
+        ckpt = folder if option == "--checkpoint-dir" else tmp / "ck"
+        extra = [] if option == "--checkpoint-dir" else [option, folder]
+        return _train(env, ckpt, *extra)
+    return prepare
+
+
+def _file_kept(tmp):
+    assert (tmp / "not-a-dir").read_text() == "the user's file"
+    _no_temporary_files(tmp)
+
+
+def _damaged_only_checkpoint(keep_bytes):
+    def prepare(tmp, env):
+        ckpt = _copy_model(env, tmp / "ck")
+        (newest,) = ckpt.glob("ckpt-*.npz")
+        newest.write_bytes(newest.read_bytes()[:keep_bytes(newest.stat().st_size)])
+        return _train(env, ckpt)
+    return prepare
+
+
+def _exported_only(tmp, env):
+    _copy_model(env, tmp / "original", checkpoints=False)  # to compare with afterwards
+    _copy_model(env, tmp / "ck", checkpoints=False)
+    return _train(env, tmp / "ck", "--gf-dim", "16")
+
+
+def _model_kept(tmp):
+    import filecmp
+
+    names = ["config.json", "generator.weights.h5", "discriminator.weights.h5"]
+    assert filecmp.cmpfiles(tmp / "ck", tmp / "original", names, shallow=False)[0] == names
+    assert not list((tmp / "ck").glob("ckpt-*.npz"))
+
+
+def _malformed_config(tmp, env):
+    (tmp / "ck").mkdir()
+    (tmp / "ck" / "config.json").write_text("{not json")
+    return _train(env, tmp / "ck")
+
+
+def _config_kept(tmp):
+    assert (tmp / "ck" / "config.json").read_text() == "{not json"
+
+
+def _no_model_written(tmp):
+    assert not (tmp / "ck" / "config.json").exists()
+
+
+def _not_utf8_model(tmp, env):
+    import os
+
+    ckpt = _copy_model(env, tmp / os.fsdecode(b"model-\xff"))
+    return _train(env, ckpt, "--gf-dim", "16")
+
+
+TRAIN_CASES = [
+    Case("train-checkpoint-dir-under-a-file", _under_a_file("--checkpoint-dir"),
+         r"^Error: cannot write to --checkpoint-dir .*not-a-dir.out: a file is in the way",
+         check=_file_kept),
+    Case("train-sample-dir-under-a-file", _under_a_file("--sample-dir"),
+         r"^Error: cannot write to --sample-dir .*not-a-dir.out: a file is in the way",
+         check=_file_kept),
+    Case("train-log-dir-under-a-file", _under_a_file("--log-dir"),
+         r"^Error: cannot write to --log-dir .*not-a-dir.out: a file is in the way",
+         check=_file_kept),
+    Case("train-only-checkpoint-cut-to-half", _damaged_only_checkpoint(lambda n: n // 2),
+         r"^Error: none of the 1 checkpoint\(s\) in .*ck loads \(newest: .*ckpt-00000060\.npz: "
+         r"damaged or incomplete \(.+\)\): move the ckpt-\*\.npz files away",
+         check=_no_temporary_files),
+    Case("train-only-checkpoint-empty", _damaged_only_checkpoint(lambda n: 0),
+         r"^Error: none of the 1 checkpoint\(s\) in .*ck loads \(newest: .*ckpt-00000060\.npz: "
+         r"damaged or incomplete \(.+\)\)"),
+    Case("train-other-architecture-into-exported-weights", _exported_only,
+         r"^Error: the model in .*ck was trained with --gf-dim 8 \(asked 16\): pass the same "
+         r"options to resume, or use another --checkpoint-dir$", check=_model_kept),
+    Case("train-malformed-config-json", _malformed_config,
+         r"^Error: .*ck.config\.json is not a model description \(",
+         check=_config_kept),
+    Case("train-other-architecture-name-not-utf8", _not_utf8_model,
+         r"^Error: the model in .*model-\\xff was trained with --gf-dim 8 \(asked 16\)"),
+    Case("train-batch-larger-than-the-dataset",
+         lambda tmp, env: _train(env, tmp / "ck", "--batch-size", "64"),
+         r"^Error: --batch-size 64 is larger than the dataset \(48 readable images\)$",
+         check=_no_model_written),
+]
+
+# ---------------------------------------------------------------------------------------- align
+def _astronaut():
+    from skimage.data import astronaut  # a photo in which dlib finds one face
+
+    return astronaut()
+
+
+def _align(raw, out, *args):
+    return ["align", raw, out, "--workers", "1", *args]
+
+
+def _aligned_at_32(*args):
+    """tmp/raw/face.png aligned at --size 32 into tmp/out (crop kept in tmp/before), then
+    `align` again with ``args``."""
+    def prepare(tmp, env):
+        write_image(tmp / "raw" / "face.png", _astronaut())
+        first = CliRunner().invoke(main, [str(a) for a in
+                                          _align(tmp / "raw", tmp / "out", "--size", "32")])
+        assert first.exit_code == 0, first.output
+        (tmp / "before").write_bytes((tmp / "out" / "face.png").read_bytes())
+        return _align(tmp / "raw", tmp / "out", *args)
+    return prepare
+
+
+def _crop_untouched(tmp):
+    assert (tmp / "out" / "face.png").read_bytes() == (tmp / "before").read_bytes()
+    assert [p.name for p in (tmp / "out").glob("*.png")] == ["face.png"]
+
+
+def _older_folder_at_32(tmp, env):
+    """An ALIGNED_DIR of 32 px crops from a version that kept no align_options.json."""
+    write_image(tmp / "raw" / "face.png", _astronaut())
+    write_image(tmp / "raw" / "other.png", _astronaut()[:, ::-1])
+    write_image(tmp / "out" / "face.png", np.full((32, 32, 3), 99, np.uint8))
+    (tmp / "before").write_bytes((tmp / "out" / "face.png").read_bytes())
+    return _align(tmp / "raw", tmp / "out")
+
+
+def _out_under_a_file(tmp, env):
+    write_image(tmp / "raw" / "face.png", _astronaut())
+    (tmp / "notes").write_text("mine")
+    return _align(tmp / "raw", tmp / "notes" / "aligned")
+
+
+def _raw_dir_is_a_photo(tmp, env):
+    write_image(tmp / "face.png", _astronaut())
+    return _align(tmp / "face.png", tmp / "out")
+
+
+def _names_not_utf8(tmp, env):
+    import os
+
+    (tmp / "raw").mkdir()
+    (tmp / "raw" / os.fsdecode(b"\xffbad.png")).write_text("not an image")
+    write_image(tmp / "raw" / os.fsdecode(b"\xffface.png"), _astronaut())
+    return _align(tmp / "raw", tmp / "out")
+
+
+def _reported_printably(tmp):
+    import csv
+    import os
+
+    assert read_image(tmp / "out" / os.fsdecode(b"\xffface.png")).shape == (64, 64, 3)
+    with open(tmp / "out" / "align_report.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [(row["path"], row["reason"]) for row in rows] == [("\\xffbad.png", "unreadable")]
+    # The reason is read_image's, with the name made printable.
+    assert re.search(r"^cannot read .*raw/\\xffbad\.png: not an image",
+                     rows[0]["detail"]), rows[0]["detail"]
+
+
+ALIGN_CASES = [
+    Case("align_rerun_other_size", _aligned_at_32("--size", "48"),
+         r"^Error: .*out holds crops made with --size 32 \(asked 48\): pass the same options.*"
+         r"another ALIGNED_DIR$", check=_crop_untouched),
+    Case("align_rerun_all_faces", _aligned_at_32("--size", "32", "--all-faces"),
+         r"--all-faces off \(asked on\)", check=_crop_untouched),
+    Case("align_rerun_same_size", _aligned_at_32("--size", "32"), "", status=0,
+         check=_crop_untouched),
+    Case("align_older_folder_other_size", _older_folder_at_32,
+         r"out holds 32x32 crops, not --size 64: pass --size 32", check=_crop_untouched),
+    Case("align_out_under_a_file", _out_under_a_file,
+         r"cannot write to ALIGNED_DIR .*notes/aligned: a file is in the way",
+         check=lambda tmp: (tmp / "notes").read_text() == "mine" or pytest.fail("notes lost")),
+    Case("align_raw_dir_is_a_photo", _raw_dir_is_a_photo,
+         r"RAW_DIR .*face\.png is a file, not a folder of photos",
+         check=lambda tmp: not (tmp / "out").exists() or pytest.fail("out created")),
+    Case("align_all_faces_and_skip_multi",
+         lambda tmp, env: _align(tmp, tmp / "out", "--all-faces", "--skip-multi"),
+         r"^Error: --all-faces and --skip-multi exclude each other$"),
+    Case("align_names_not_utf8", _names_not_utf8, "", status=0, check=_reported_printably),
+]
+
+# ------------------------------------------------------------------------------ evaluate, demo
+def _demo(tmp, env, *extra):
+    return ["demo", "--checkpoint-dir", env.model, "--iterations", "2", "--out", tmp / "out",
+            *extra]
+
+
+def _evaluate(tmp, env, *extra):
+    return ["evaluate", env.dataset, "--checkpoint-dir", env.model, "--iterations", "2",
+            "--limit", "2", "--mask", "center", *extra]
+
+
+OTHER_CASES = [
+    Case("demo-samples-missing", lambda tmp, env: _demo(tmp, env, "--samples", tmp / "nope"),
+         r"^Error: --samples .*nope does not exist$"),
+    Case("demo-samples-empty", lambda tmp, env: (tmp / "empty").mkdir() or
+         _demo(tmp, env, "--samples", tmp / "empty"),
+         r"^Error: --samples .*empty holds no \.png, \.jpg or \.jpeg images$"),
+    Case("evaluate-out-under-a-file", lambda tmp, env: (tmp / "notes").write_text("mine") and
+         _evaluate(tmp, env, "--out", tmp / "notes" / "report"),
+         r"^Error: cannot write to --out .*notes.report: a file is in the way",
+         check=_notes_kept),
+    Case("evaluate-even-window", lambda tmp, env: _evaluate(tmp, env, "--window", "4"),
+         r"^Error: --window must be odd"),
+]
+
+CASES = COMPLETE_CASES + TRAIN_CASES + ALIGN_CASES + OTHER_CASES
+
+
+@pytest.fixture
+def env(tiny_model_dir, tiny_dataset):
+    return Env(tiny_model_dir, tiny_dataset)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input(case, env, tmp_path):
+    args = case.prepare(tmp_path, env)
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    lines = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert result.exit_code == case.status, result.output
+    if not case.status:
+        assert re.search(case.message, result.output), result.output
+    else:
+        assert result.exception is None or isinstance(result.exception, SystemExit), \
+            f"traceback: {result.exception!r}"
+        assert len(lines) == 1, result.output
+        assert re.search(case.message, lines[0]), lines[0]
+    if case.check is not None:
+        case.check(tmp_path)
+
+
+# ------------------------------------------------------------------ beyond the table: processes
+@pytest.mark.parametrize("signum, status", [(2, 130), (15, 143)], ids=["ctrl-c", "sigterm"])
+def test_complete_stopped_by_a_signal_exits_with_its_status_and_leaves_no_file(env, tmp_path,
+                                                                               signum, status):
+    """Ctrl-C or a scheduler's SIGTERM during the search: 130 or 143, one line, no stray file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    write_image(tmp_path / "a.png", env.face(0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dcgan_complete", "complete", str(tmp_path / "a.png"),
+         "--checkpoint-dir", str(env.model), "--iterations", str(10 ** 7), "--out-interval", "10",
+         "--out", str(tmp_path / "out"), "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and \
+                not (tmp_path / "out").is_dir():  # the folder is made once the checks pass
+            time.sleep(0.1)
+        time.sleep(3)  # into the search
+        assert proc.poll() is None, proc.communicate()[1].decode()
+        proc.send_signal(signal.Signals(signum))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == status, err.decode()[-2000:]
+    assert "Traceback" not in err.decode() and err.decode().strip().endswith("interrupted")
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_evaluate_reports_follow_the_umask_and_the_bar_counts_iterations(env, tmp_path, capsys):
+    """Reports were written 0600 (mkstemp); the bar counted fills, so its estimate was 10x off."""
+    import os
+
+    from dcgan_complete.evaluate import evaluate
+    from dcgan_complete.options import CompleteOptions
+
+    umask = os.umask(0o022)
+    try:
+        evaluate(env.dataset, checkpoint_dir=env.model, masks=["center", "random"],
+                 methods=["ours", "mean"], limit=3, out_dir=tmp_path / "r",
+                 options=CompleteOptions(iterations=30, out_interval=10, batch_size=2))
+    finally:
+        os.umask(umask)
+    for name in ("summary.csv", "summary.json", "per_image.csv", "comparison.png"):
+        assert os.stat(tmp_path / "r" / name).st_mode & 0o777 == 0o644, name
+    # 2 masks x 2 batches (3 images, batch 2) x 30 iterations, counted as iterations
+    final = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert re.search(r"120/120 \[.*it/s", final), final
