@@ -20,8 +20,12 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/dcgan-complete demo --out demo-out
 
+# The browser tests of `serve` need a chromium (Debian: sudo apt-get install chromium; or set
+# CHROMIUM to one); without it they are skipped, and -rs prints why.
 test: install
-	$(BIN)/python -m pytest -q
+	@command -v chromium > /dev/null 2>&1 || [ -x "$${CHROMIUM:-}" ] || echo "note: no chromium" \
+		"found: the browser tests of 'serve' will be skipped (sudo apt-get install chromium)"
+	$(BIN)/python -m pytest -q -rs
 
 bench: install
 	$(BIN)/python bench/train_speed.py

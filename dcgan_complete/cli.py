@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 
 import click
 
@@ -15,12 +16,16 @@ import click
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from dcgan_complete import __version__
-from dcgan_complete.errors import DcganError, OptionError, exit_code_of, signals_interrupt
+from dcgan_complete.errors import (DcganError, Note, OptionError, exit_code_of,
+                                   signals_interrupt)
 from dcgan_complete.files import display_name
 from dcgan_complete.options import (ALIGN_BORDERS, ALIGN_LANDMARKS, COMPLETE_OUT,
-                                    DEMO_ITERATIONS, DEMO_OUT, EVALUATE_OUT, MIN_ALIGN_SIZE,
-                                    AlignOptions, CompleteOptions, MaskOptions, TrainOptions,
-                                    default)
+                                    DEMO_OUT, EVALUATE_OUT, MIN_ALIGN_SIZE, START_DEFAULTS,
+                                    AlignOptions, CompleteOptions, EncoderOptions, MaskOptions,
+                                    TrainOptions, default)
+from dcgan_complete.options import PHOTO_FORMATS, PHOTO_INPUTS, PhotoOptions
+from dcgan_complete.options import ServeOptions
+from dcgan_complete.options import BulkOptions
 
 
 def _flag(option):
@@ -31,6 +36,17 @@ def _flag(option):
             return max(param.opts, key=len) if isinstance(param, click.Option) else \
                 param.human_readable_name
     return option
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """The library's notes as one line each, ``note: ...``; other warnings as Python shows them."""
+    if issubclass(category, Note):
+        click.echo(f"note: {message}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
 
 
 def _friendly_errors(func):
@@ -44,7 +60,9 @@ def _friendly_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            with signals_interrupt():
+            with signals_interrupt(), warnings.catch_warnings():
+                warnings.simplefilter("always", Note)
+                warnings.showwarning = _show_warning
                 return func(*args, **kwargs)
         except OptionError as exc:
             raise click.ClickException(exc.format(_flag)) from None
@@ -119,8 +137,15 @@ def _train(name, *decls, **kwargs):
 @_train("keep", type=click.IntRange(min=1), help="How many checkpoints to keep.")
 @_train("seed", type=int, help="Random seed for weights, z and shuffling.")
 @_train("precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]),
-        help="Compute precision; weights stay float32 either way. auto: mixed_bfloat16 on a CPU "
-             "with native bfloat16 (AVX512-BF16/AMX) and no GPU, else float32.")
+        help="Compute precision; weights stay float32 either way. auto: mixed_bfloat16 on GPUs "
+             "of compute capability 8.0 or later and on a CPU with native bfloat16 "
+             "(AVX512-BF16/AMX) and no GPU, else float32.")
+@_train("distribute", type=click.Choice(["none", "auto", "mirrored", "multiworker"]),
+        help="mirrored: every local GPU (or --devices) trains on a share of each batch; "
+             "multiworker: the machines that TF_CONFIG lists do (run the same command on each; "
+             "see the README); auto: mirrored with several GPUs, else none.")
+@_train("devices", help="With --distribute mirrored: the devices, as GPU:0,GPU:1  [default: "
+                        "every GPU]. CPU:0,CPU:1 splits the CPU (for trying it out).")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="CPU threads for TensorFlow (0: all cores).")
 @_friendly_errors
@@ -135,6 +160,55 @@ def train(dataset, threads, **options):
     from dcgan_complete.train import train as run_training
 
     result = run_training(dataset, options)
+    if result.stopped == "interrupted":
+        sys.exit(result.exit_code)
+
+
+# -------------------------------------------------------------------------------- train-encoder
+def _encoder(name, *decls, **kwargs):
+    return _option(EncoderOptions, name, *decls, **kwargs)
+
+
+@main.command("train-encoder")
+@_encoder("checkpoint_dir", type=click.Path(file_okay=False, path_type=str),
+          help="The model folder (a `train` output); the encoder is written into it.")
+@_encoder("dataset", type=click.Path(file_okay=False, path_type=str),
+          help="Real aligned faces to learn from as well as the generator's own samples "
+               "(pixel and discriminator-feature loss).")
+@_encoder("steps", type=click.IntRange(min=1), help="Steps in all (counting earlier runs).")
+@_encoder("batch_size", type=click.IntRange(min=1))
+@_encoder("lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate.")
+@_encoder("ef_dim", type=click.IntRange(min=1), help="Filters in the encoder's first layer.")
+@_encoder("real_fraction", type=click.FloatRange(0, 1),
+          help="Share of each batch taken from --dataset.")
+@_encoder("feature_weight", type=click.FloatRange(min=0),
+          help="Weight of the discriminator-feature loss on real faces.")
+@_encoder("z_weight", type=click.FloatRange(min=0),
+          help="Weight of the loss on z for the generator's samples.")
+@_encoder("checkpoint_every", type=click.IntRange(min=1),
+          help="Steps between checkpoints (one is also written at the end, on Ctrl-C and on "
+               "SIGTERM).")
+@_encoder("keep", type=click.IntRange(min=1), help="How many checkpoints to keep.")
+@_encoder("seed", type=int, help="Random seed.")
+@_encoder("precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]),
+          help="As for train.")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="CPU threads for TensorFlow (0: all cores).")
+@_friendly_errors
+def train_encoder(threads, **options):
+    """Train an encoder that starts `complete`'s search near the answer.
+
+    It learns E(masked face, mask) -> z against the model's frozen generator, from the
+    generator's own samples under random masks and, with --dataset, from real faces. It writes
+    CHECKPOINT_DIR/encoder.weights.h5 (and checkpoints and logs in CHECKPOINT_DIR/encoder/);
+    `complete --init encoder`, the default, then starts from its guess. Running it again
+    resumes.
+    """
+    options = EncoderOptions(**options)
+    _start_tensorflow(threads)
+    from dcgan_complete.encoder import train_encoder as run
+
+    result = run(options)
     if result.stopped == "interrupted":
         sys.exit(result.exit_code)
 
@@ -166,7 +240,8 @@ def _start_tensorflow(threads=0):
 _MASK_HELP = (
     "What to fill: a kind, a mask PNG (one mask for every image) or a folder of PNGs (one per "
     "image, matched by file stem). Mask images are white = known, black = fill, and must be "
-    "the model's size. Kinds: center (the middle; --center-scale), random (--fraction of "
+    "the image's size (a photo's own size). On a photo a kind is drawn in every face's aligned "
+    "frame. Kinds: center (the middle; --center-scale), random (--fraction of "
     "pixels missing), left/right/top/bottom (half), grid (every 4th row and column known), "
     "pattern (random blotches, ~25%), full (nothing missing: projection), lowres (only 8x8 "
     "block averages known), scratches, text, irregular (brush strokes). Random kinds follow "
@@ -179,6 +254,14 @@ def _search(name, *decls, **kwargs):
 
 def _mask(name, *decls, **kwargs):
     return _option(MaskOptions, name, *decls, **kwargs)
+
+
+def _photo(name, *decls, **kwargs):
+    return _option(PhotoOptions, name, *decls, **kwargs)
+
+
+def _bulk(name, *decls, **kwargs):
+    return _option(BulkOptions, name, *decls, **kwargs)
 
 
 # The options `complete` and `evaluate` share: the model, the mask parameters and the search
@@ -202,11 +285,20 @@ _COMPLETION_OPTIONS = (
     _search("optimizer", type=click.Choice(["momentum", "adam"]),
             help="Projected Nesterov momentum, or Adam (as in the paper); z is clipped to "
                  "[-1, 1] after every step."),
-    _search("lr", type=click.FloatRange(min=0, min_open=True)),
+    _search("lr", type=click.FloatRange(min=0, min_open=True),
+            help=f"Step size  [default: {START_DEFAULTS['encoder']['lr']} from the encoder's "
+                 f"guess, {START_DEFAULTS['random']['lr']} from random starts]"),
     _search("momentum", type=click.FloatRange(0, 1)),
-    _search("iterations", type=click.IntRange(min=1)),
+    _search("iterations", type=click.IntRange(min=1),
+            help=f"Search steps per image  [default: {START_DEFAULTS['encoder']['iterations']} "
+                 f"from the encoder's guess, {START_DEFAULTS['random']['iterations']} from "
+                 "random starts]"),
+    _search("init", type=click.Choice(["encoder", "random"]),
+            help="Where the search starts: the model's encoder's guess (models without one "
+                 "start at random, with a note), or random points."),
     _search("restarts", type=click.IntRange(min=1),
-            help="Random starts per image; the lowest loss wins."),
+            help="Starts per image; the lowest loss wins. With the encoder, the first is its "
+                 "guess, half the others its guess plus noise, the rest random."),
     _search("tolerance", type=click.FloatRange(min=0),
             help="Stop a batch early once no image's best loss improved by this fraction over "
                  "the last --out-interval iterations."),
@@ -217,10 +309,26 @@ _COMPLETION_OPTIONS = (
             help="Poisson-blend the fill into the known pixels, or paste it as it is."),
 )
 _RUN_OPTIONS = (
-    _search("precision", type=click.Choice(["float32", "mixed_bfloat16"])),
+    _search("precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]),
+            help="Compute precision of the networks. auto: mixed_bfloat16 on GPUs of compute "
+                 "capability 8.0 or later and on a CPU with native bfloat16 (AVX512-BF16/AMX) "
+                 "and no GPU, else float32."),
     click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
                  help="CPU threads for TensorFlow (0: all cores)."),
 )
+
+
+def _iteration_counts(text):
+    """``25,50,100`` -> [25, 50, 100]; None stays None."""
+    if text is None:
+        return None
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise click.BadParameter(f"expected iteration counts like 25,50,100, got {text!r}")
+    return counts
 
 
 def _with_options(options):
@@ -244,13 +352,39 @@ def _with_options(options):
                                               "iterations to OUT/frames/NAME/.")
 @click.option("--gif", is_flag=True, help="Write OUT/NAME.gif of the iterations.")
 @click.option("--strict", is_flag=True, help="Refuse images that are not the model's size "
-                                              "(default: centre-crop and resize them).")
+                                              "(default: repair them as photos, or with --input "
+                                              "crop centre-crop and resize them).")
+@_photo("input_mode", "--input", type=click.Choice(PHOTO_INPUTS),
+        help="auto: an image of exactly the model's size is an aligned crop, any other a photo, "
+             "repaired at its own size; crop: centre-crop and resize every image; photo: every "
+             "image is a photo.")
+@_photo("format", type=click.Choice(PHOTO_FORMATS),
+        help="File format of a repaired photo (jpg is lossy: pixels outside the hole then "
+             "change a little).")
+@_photo("quality", type=click.IntRange(1, 100), help="JPEG quality for --format jpg.")
+@_photo("grain", "--grain/--no-grain",
+        help="Add the photo's own fine noise, measured around the hole, to the model's fill "
+             "(which is drawn at the model's size, so smoother than a large face).")
+@_bulk("shard", metavar="K/N",
+       help="Complete only the K-th of N slices of IMAGES (by sorted path), so that N processes "
+            "or machines share one input list and one --out; summary.png and losses.csv become "
+            "summary-K-of-N.png and losses-K-of-N.csv.")
+@_bulk("distribute", type=click.Choice(["none", "mirrored"]),
+       help="mirrored: split every batch between the local GPUs (or --devices).")
+@_bulk("devices", help="With --distribute mirrored: the devices, as GPU:0,GPU:1  [default: every "
+                       "GPU]. CPU:0,CPU:1 splits the CPU (for trying it out).")
 @_search("seed", type=int, help="Seed for random masks and starting z.")
 @_with_options(_RUN_OPTIONS)
 @_friendly_errors
 def complete(images, mask, out_dir, checkpoint_dir, center_scale, fraction, frames, gif, strict,
-             threads, **options):
-    """Fill in the masked part of IMAGES (aligned face crops) with the model.
+             threads, input_mode, format, quality, grain, **options):
+    """Fill in the masked part of IMAGES (aligned face crops, or photos) with the model.
+
+    A photo (any image that is not the model's size, see --input) is repaired at its own size:
+    its faces are found and aligned as `align` does, the mask is carried into each face's
+    frame, all faces are completed in one search and blended back into the photo's hole;
+    hole pixels no face covers are filled by Telea (OpenCV). Outside the hole every pixel stays
+    as it was.
 
     \b
     Writes, for every input NAME, into --out:
@@ -260,29 +394,36 @@ def complete(images, mask, out_dir, checkpoint_dir, center_scale, fraction, fram
       NAME.gif            the search, with --gif (frames/NAME/ with --frames)
       summary.png         input | masked | completed for every image
       losses.csv          contextual, perceptual and total loss every --out-interval iterations
+                          (with --shard K/N: summary-K-of-N.png, losses-K-of-N.csv)
+    and for a photo NAME instead:
+      NAME.png            the repaired photo, its own size (NAME.jpg with --format jpg)
+      NAME.masked.png     the photo with its hole gray
+      NAME.face0.png ...  each repaired face, as the aligned crop the model completed
+      NAME.face0.gif ...  with --gif: the search shown on the face's region of the photo
     An input whose outputs would take another's name (or summary.png's) gets the next free name
     (NAME_2), and the run says so.
     """
-    import warnings
-
+    bulk = BulkOptions(**{k: options.pop(k) for k in ("shard", "distribute", "devices")})
     options = CompleteOptions(**options)
+    photo_options = PhotoOptions(input_mode=input_mode, format=format, quality=quality,
+                                 grain=grain)
     mask_options = MaskOptions(center_scale, fraction)
     _start_tensorflow(threads)
-    from dcgan_complete.complete import ResizeWarning, complete_files
+    from dcgan_complete.complete import complete_files
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResizeWarning)
-        summary = complete_files(
-            images, mask=mask, out_dir=out_dir, checkpoint_dir=checkpoint_dir, options=options,
-            frames=frames, gif=gif, strict=strict, mask_options=mask_options)
-    for w in caught:
-        if issubclass(w.category, ResizeWarning):
-            click.echo(f"warning: {w.message} (use --strict to refuse them)", err=True)
+    summary = complete_files(
+        images, mask=mask, out_dir=out_dir, checkpoint_dir=checkpoint_dir, options=options,
+        frames=frames, gif=gif, strict=strict, mask_options=mask_options,
+        photo_options=photo_options, bulk=bulk)
     for path, reason in summary.skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     for path, name in summary.renamed:
         click.echo(f"note: {path} is written as {name}.png (its own name is taken by another "
                    "output)", err=True)
+    for photo in summary.photos:
+        click.echo(f"{photo.path} ({photo.size[0]}x{photo.size[1]}): {photo.faces_found} "
+                   f"face(s) found, {photo.faces_repaired} repaired; hole pixels filled by the "
+                   f"model {photo.model_pixels}, by Telea {photo.classical_pixels}")
     click.echo(f"completed {summary.completed} image(s) in {summary.seconds:.1f} s "
                f"({summary.iterations} iterations); results in {display_name(summary.out_dir)}/")
 
@@ -345,6 +486,16 @@ def align(raw_dir, aligned_dir, **options):
                    "biharmonic, telea, navier-stokes, mean.")
 @click.option("--limit", type=click.IntRange(min=1),
               help="Use only this many images, drawn at random with --seed.")
+@click.option("--sweep", "sweep", callback=lambda c, p, v: _iteration_counts(v),
+              metavar="N,N,...",
+              help="Time to quality instead: score the model after each of these iteration "
+                   "counts (e.g. 25,50,100,200,500,1000), for random and encoder starts, "
+                   "float32 and bfloat16; writes sweep.csv, sweep.json and sweep.png.")
+@click.option("--photos", is_flag=True,
+              help="ALIGNED_DIR holds ordinary photos (RAW_DIR): cut a hole over the middle of "
+                   "every face at the photo's scale and score the repaired photos at full "
+                   "resolution (PSNR of the hole, dlib finds the face again)  [methods default: "
+                   "ours, telea, biharmonic; mask default: center].")
 @click.option("--out", "out_dir", default=EVALUATE_OUT, show_default=True,
               type=click.Path(file_okay=False, path_type=str),
               help="Output folder (created if missing).")
@@ -353,14 +504,18 @@ def align(raw_dir, aligned_dir, **options):
               help="Seed for the choice of images, the random masks and the starting z.")
 @_with_options(_RUN_OPTIONS)
 @_friendly_errors
-def evaluate(aligned_dir, masks, methods, limit, out_dir, checkpoint_dir, center_scale, fraction,
-             seed, threads, **options):
+def evaluate(aligned_dir, masks, methods, limit, sweep, photos, out_dir, checkpoint_dir,
+             center_scale, fraction, seed, threads, **options):
     """Score the model's completions of ALIGNED_DIR's faces against the originals.
 
     Every image is masked with every --mask and filled by the model (all of `complete`'s
     options apply) and by classical inpainting: scikit-image's biharmonic, OpenCV's Telea and
     Navier-Stokes, and the mean colour of the known pixels.  Use faces the model never saw.
     The baselines need `pip install 'dcgan-complete[eval]'`.
+
+    With --photos, ALIGNED_DIR is a folder of ordinary photos, repaired at their own size as
+    `complete` does (see --photos); it writes summary.csv, summary.json, per_photo.csv and
+    comparison.png (original | masked | each method, per face).
 
     \b
     Prints a table (reStructuredText) and writes into --out:
@@ -374,6 +529,32 @@ def evaluate(aligned_dir, masks, methods, limit, out_dir, checkpoint_dir, center
     mask_options = MaskOptions(center_scale, fraction)
     _start_tensorflow(threads)
     from dcgan_complete.evaluate import DEFAULT_MASKS, METHODS, evaluate as run_evaluation
+
+    if sweep:
+        from dcgan_complete.sweep import time_to_quality
+
+        result = time_to_quality(aligned_dir, checkpoint_dir=checkpoint_dir,
+                                 masks=masks or DEFAULT_MASKS, iterations=sweep, limit=limit,
+                                 seed=seed, out_dir=out_dir, options=options,
+                                 mask_options=mask_options)
+        click.echo(result.report())
+        click.echo(f"\n{result.images} image(s) in {result.seconds:.1f} s; sweep.csv, sweep.json "
+                   f"and sweep.png in {display_name(result.out_dir)}/")
+        return
+
+    if photos:
+        from dcgan_complete.evaluate import PHOTO_MASKS, PHOTO_METHODS, evaluate_photos
+
+        result = evaluate_photos(aligned_dir, checkpoint_dir=checkpoint_dir,
+                                 masks=masks or PHOTO_MASKS, methods=methods or PHOTO_METHODS,
+                                 limit=limit, seed=seed, out_dir=out_dir, options=options,
+                                 mask_options=mask_options)
+        for path, reason in result.skipped:
+            click.echo(f"skipped {path}: {reason}", err=True)
+        click.echo(result.report())
+        click.echo(f"\n{result.photos} photo(s) in {result.seconds:.1f} s; report in "
+                   f"{display_name(result.out_dir)}/")
+        return
 
     summary = run_evaluation(
         aligned_dir, checkpoint_dir=checkpoint_dir, masks=masks or DEFAULT_MASKS,
@@ -397,8 +578,8 @@ def evaluate(aligned_dir, masks, methods, limit, out_dir, checkpoint_dir, center
               help="A `train` output folder  [default: the bundled face model]")
 @click.option("--samples", type=click.Path(file_okay=False, path_type=str),
               help="A folder of aligned faces  [default: the bundled sample faces]")
-@click.option("--iterations", default=DEMO_ITERATIONS, show_default=True,
-              type=click.IntRange(min=1))
+@click.option("--iterations", type=click.IntRange(min=1),
+              help="Search steps per image  [default: complete's]")
 @click.option("--seed", default=0, show_default=True, type=int)
 @_with_options(_RUN_OPTIONS)
 @_friendly_errors
@@ -415,3 +596,51 @@ def demo(out_dir, checkpoint_dir, samples, iterations, seed, precision, threads)
     summary = run_demo(out_dir, checkpoint_dir=checkpoint_dir, samples=samples, options=options)
     click.echo(f"done: {display_name(summary)} (and one folder per mask in "
                f"{display_name(out_dir)}/)")
+
+
+# ---------------------------------------------------------------------------------------- serve
+def _serve(name, *decls, **kwargs):
+    return _option(ServeOptions, name, *decls, **kwargs)
+
+
+@main.command()
+@_serve("host", help="Address to listen on. The default is this machine only; 0.0.0.0 lets "
+                     "anyone on the network use the page.")
+@_serve("port", type=click.IntRange(1, 65535))
+@_serve("concurrency", type=click.IntRange(min=1),
+        help="Searches at once (each uses every core, so 1 serves everyone fastest).")
+@_serve("queue_size", type=click.IntRange(min=1),
+        help="Requests that may wait for a search (each is told its place); one more is told "
+             "that the queue is full.")
+@_serve("max_upload_mb", type=click.IntRange(min=1), help="Larger uploads are refused.")
+@_serve("max_megapixels", type=click.FloatRange(min=0, min_open=True),
+        help="Larger images are refused before they are decoded.")
+@_with_options(_COMPLETION_OPTIONS)
+@_search("seed", type=int, help="The page's default seed (random masks and starting z).")
+@_with_options(_RUN_OPTIONS)
+@_friendly_errors
+def serve(host, port, concurrency, queue_size, max_upload_mb, max_megapixels, checkpoint_dir,
+          center_scale, fraction, threads, **options):
+    """Serve a web page on which to paint over the damage on a face and watch it fill.
+
+    Upload a face or pick a sample, paint over the damage (or pick a mask kind), press
+    Complete: the page shows the completion as it forms, then masked | completed | G(z), with
+    the PNG and the GIF to download. The search options given here are the page's defaults
+    (its "Advanced" section). Needs `pip install 'dcgan-complete[app]'`. Runs offline; every
+    file stays in a temporary folder that is removed when the server stops (Ctrl-C).
+    """
+    serve_options = ServeOptions(host, port, concurrency, queue_size, max_upload_mb,
+                                 max_megapixels)
+    options = CompleteOptions(**options)
+    mask_options = MaskOptions(center_scale, fraction)
+    _start_tensorflow(threads)
+    from dcgan_complete.app import check_serving, serve as run_server
+    from dcgan_complete.complete import load_completer
+
+    if serve_options.public:
+        click.echo(f"warning: --host {host} lets anyone who can reach this machine on the "
+                   "network use the page (and its CPU)", err=True)
+    check_serving(serve_options)
+    completer = load_completer(checkpoint_dir, options)
+    run_server(completer, serve_options, mask_options,
+               ready=lambda url, temp: click.echo(f"serving on {url} (Ctrl-C to stop)"))

@@ -112,11 +112,26 @@ def load_images(paths, size, memory_limit=DEFAULT_MEMORY_LIMIT, progress=True, r
     return (np.stack(images) if keep else None), good, summary
 
 
-def make_dataset(images, good_paths, size, batch_size, seed=None):
+def make_dataset(images, good_paths, size, batch_size, seed=None, z_dim=None,
+                 input_context=None):
     """An endless tf.data pipeline of float32 batches in [-1, 1], reshuffled every epoch.
 
     ``images`` is the in-memory uint8 array from ``load_images`` or None to stream ``good_paths``.
-    Batches are always full (the remainder of each epoch is dropped).
+    Batches are always full (the images left over at the end of an epoch start the next batch).
+
+    Parameters
+    ----------
+    z_dim : int, optional
+        With it, every image comes with its own latent vector, uniform in [-1, 1]^z_dim and drawn
+        from ``seed`` and the image's position in the shuffled stream, and the elements are
+        ``(images, z)``: a batch gets the same z however it is split between replicas.
+    input_context : tf.distribute.InputContext, optional
+        For one input pipeline of a distributed run (from
+        ``strategy.distribute_datasets_from_function``): the pipeline takes every
+        ``num_input_pipelines``-th image of the shuffled stream, before decoding, so no worker
+        decodes another's images and every replica sees other images each step; its batches
+        are one replica's share of ``batch_size``.  Every pipeline needs the same ``seed`` (not
+        None), so that they shuffle alike.
     """
     import tensorflow as tf
 
@@ -124,12 +139,26 @@ def make_dataset(images, good_paths, size, batch_size, seed=None):
     if batch_size > n:
         raise OptionError("batch_size",
                           f"{{batch_size}} {batch_size} is larger than the dataset ({n} images)")
-    indices = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    indices = indices.repeat()
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    # (image index, position in the stream): the position makes the image's z
+    stream = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    stream = tf.data.Dataset.zip((stream.repeat(), tf.data.Dataset.counter()))
+    if z_dim:
+        z_seed = 0 if seed is None else seed
+
+        def draw_z(index, position):
+            return index, tf.random.stateless_uniform([z_dim], seed=tf.stack([z_seed, position]),
+                                                      minval=-1.0, maxval=1.0)
+
+        stream = stream.map(draw_z, num_parallel_calls=tf.data.AUTOTUNE)
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        stream = stream.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     if images is not None:
         table = tf.constant(images)
-        ds = indices.batch(batch_size, drop_remainder=True)
-        ds = ds.map(lambda idx: tf.gather(table, idx), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = stream.batch(batch_size, drop_remainder=True)
+        ds = ds.map(lambda idx, extra: (tf.gather(table, idx), extra),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     else:
         path_list = [str(p) for p in good_paths]
 
@@ -139,10 +168,16 @@ def make_dataset(images, good_paths, size, batch_size, seed=None):
                 image = np.zeros((size, size, 3), np.uint8)
             return image
 
-        ds = indices.map(lambda i: tf.ensure_shape(tf.numpy_function(load, [i], tf.uint8),
-                                                   (size, size, 3)),
-                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        ds = stream.map(lambda i, extra: (tf.ensure_shape(tf.numpy_function(load, [i], tf.uint8),
+                                                          (size, size, 3)), extra),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         ds = ds.batch(batch_size, drop_remainder=True)
-    ds = ds.map(lambda x: tf.cast(x, tf.float32) / PIXEL_SCALE - 1.0,
-                num_parallel_calls=tf.data.AUTOTUNE)
+
+    def to_float(x):
+        return tf.cast(x, tf.float32) / PIXEL_SCALE - 1.0
+
+    if z_dim:
+        ds = ds.map(lambda x, z: (to_float(x), z), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda x, _: to_float(x), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -17,7 +17,7 @@ from dcgan_complete.complete import (check_out_dir, load_completer, load_inputs,
                                      progress_bar, write_outputs)
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.files import display_name
-from dcgan_complete.options import DEMO_ITERATIONS, DEMO_OUT, CompleteOptions
+from dcgan_complete.options import DEMO_OUT, CompleteOptions
 
 DEMO_MASKS = ("center", "random", "scratches", "text")
 
@@ -39,7 +39,7 @@ def run_demo(out_dir=DEMO_OUT, checkpoint_dir=None, samples=None, mask_kinds=DEM
     ``complete`` writes (with GIFs); ``OUT/summary.png`` has one row per face: the original,
     then masked | completed for each kind.
     """
-    options = options or CompleteOptions(iterations=DEMO_ITERATIONS, seed=0)
+    options = options or CompleteOptions(seed=0)
     paths = _sample_paths(samples)
     check_out_dir(out_dir, paths)
     completer = load_completer(checkpoint_dir, options)
@@ -54,7 +54,7 @@ def run_demo(out_dir=DEMO_OUT, checkpoint_dir=None, samples=None, mask_kinds=DEM
     except ValueError as exc:
         raise DcganError(str(exc)) from None
     batch = np.concatenate([faces] * len(mask_kinds))
-    with progress_bar(len(batch), options.iterations, options.batch_size, progress,
+    with progress_bar(len(batch), completer.options.iterations, options.batch_size, progress,
                       desc="demo") as report:
         result = completer.complete(batch, masks, frames=True, progress=report)
     names = output_names(good)

@@ -42,6 +42,11 @@ class OptionError(DcganError, ValueError):
         return message
 
 
+class Note(UserWarning):
+    """Something the user should know that is not an error (the command line prints it as
+    ``note: ...``): a fallback taken, a default that could not apply."""
+
+
 class Interrupted(KeyboardInterrupt):
     """The run was stopped by a signal (SIGINT: Ctrl-C, SIGTERM: a scheduler, ``docker stop``).
 

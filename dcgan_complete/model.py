@@ -19,7 +19,8 @@ from dcgan_complete.files import atomic_write, display_name
 from dcgan_complete.options import ModelConfig, TrainOptions
 
 __all__ = ["ModelConfig", "build_generator", "build_discriminator", "load_models",
-           "export_weights", "resolve_precision", "forward_flops", "step_flops"]
+           "export_weights", "resolve_precision", "auto_precision", "forward_flops",
+           "step_flops"]
 
 BN_MOMENTUM, BN_EPSILON = 0.9, 1e-5
 KERNEL = 5
@@ -34,15 +35,21 @@ def _init():
     return keras.initializers.RandomNormal(stddev=0.02)
 
 
-def _bn(dtype):
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype)
+def _bn(dtype, synchronized=False):
+    # Synchronized batch norm all-reduces the batch statistics across the replicas of a
+    # tf.distribute strategy, so that N replicas normalise by the global batch as one device
+    # would.  Its weights are the same, so checkpoints do not depend on it.
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype,
+                                     synchronized=synchronized)
 
 
-def build_generator(config: ModelConfig, dtype="float32"):
+def build_generator(config: ModelConfig, dtype="float32", synchronized=False):
     """z (batch, z_dim) in [-1, 1] -> images (batch, size, size, 3) in [-1, 1].
 
     ``dtype`` is a Keras dtype policy name ("float32" or "mixed_bfloat16"); the output layer
-    always computes in float32.
+    always computes in float32.  ``synchronized``: batch norm computes its statistics over all
+    replicas of the current tf.distribute strategy (for training on several devices); the
+    weights are the same either way.
     """
     widths = _widths(config.gf_dim, config.n_up)[::-1]  # 4x4 map first
     model = keras.Sequential(name="generator")
@@ -50,12 +57,12 @@ def build_generator(config: ModelConfig, dtype="float32"):
     model.add(layers.Dense(4 * 4 * widths[0], use_bias=False, kernel_initializer=_init(),
                            dtype=dtype))
     model.add(layers.Reshape((4, 4, widths[0])))
-    model.add(_bn(dtype))
+    model.add(_bn(dtype, synchronized))
     model.add(layers.ReLU(dtype=dtype))
     for width in widths[1:]:
         model.add(layers.Conv2DTranspose(width, KERNEL, strides=2, padding="same", use_bias=False,
                                          kernel_initializer=_init(), dtype=dtype))
-        model.add(_bn(dtype))
+        model.add(_bn(dtype, synchronized))
         model.add(layers.ReLU(dtype=dtype))
     model.add(layers.Conv2DTranspose(3, KERNEL, strides=2, padding="same",
                                      kernel_initializer=_init(), dtype=dtype))
@@ -63,8 +70,11 @@ def build_generator(config: ModelConfig, dtype="float32"):
     return model
 
 
-def build_discriminator(config: ModelConfig, dtype="float32"):
-    """images (batch, size, size, 3) in [-1, 1] -> logits (batch, 1), float32."""
+def build_discriminator(config: ModelConfig, dtype="float32", synchronized=False):
+    """images (batch, size, size, 3) in [-1, 1] -> logits (batch, 1), float32.
+
+    ``synchronized`` as for :func:`build_generator`.
+    """
     widths = _widths(config.df_dim, config.n_up)
     model = keras.Sequential(name="discriminator")
     model.add(keras.Input((config.image_size, config.image_size, 3)))
@@ -72,10 +82,31 @@ def build_discriminator(config: ModelConfig, dtype="float32"):
         model.add(layers.Conv2D(width, KERNEL, strides=2, padding="same", use_bias=i == 0,
                                 kernel_initializer=_init(), dtype=dtype))
         if i > 0:
-            model.add(_bn(dtype))
+            model.add(_bn(dtype, synchronized))
         model.add(layers.LeakyReLU(negative_slope=0.2, dtype=dtype))
     model.add(layers.Flatten(dtype=dtype))
     model.add(layers.Dense(1, kernel_initializer=_init(), dtype="float32"))
+    return model
+
+
+def build_encoder(config: ModelConfig, ef_dim=32, dtype="float32"):
+    """(masked image in [-1, 1] with holes 0, mask 1 = known) as (batch, size, size, 4) -> z.
+
+    The discriminator's convolution stack (widths ``ef_dim``, 2 ``ef_dim``, ..., at most 8x),
+    then a dense layer and tanh, so z lies in [-1, 1] as the generator expects.
+    """
+    widths = _widths(ef_dim, config.n_up)
+    model = keras.Sequential(name="encoder")
+    model.add(keras.Input((config.image_size, config.image_size, 4)))
+    for i, width in enumerate(widths):
+        model.add(layers.Conv2D(width, KERNEL, strides=2, padding="same", use_bias=i == 0,
+                                kernel_initializer=_init(), dtype=dtype))
+        if i > 0:
+            model.add(_bn(dtype))
+        model.add(layers.LeakyReLU(negative_slope=0.2, dtype=dtype))
+    model.add(layers.Flatten(dtype=dtype))
+    model.add(layers.Dense(config.z_dim, kernel_initializer=_init(), dtype="float32"))
+    model.add(layers.Activation("tanh", dtype="float32"))
     return model
 
 
@@ -114,6 +145,7 @@ def forward_flops(config: ModelConfig):
 CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.weights.h5"
 DISCRIMINATOR_FILE = "discriminator.weights.h5"
+ENCODER_FILE = "encoder.weights.h5"
 
 
 def export_weights(directory, generator, discriminator):
@@ -187,18 +219,63 @@ def load_models(directory, dtype="float32", need_discriminator=True):
     return config, generator, discriminator
 
 
+def load_encoder(directory, config: ModelConfig, dtype="float32"):
+    """The encoder of the model in ``directory`` (``encoder.weights.h5``, its width recorded in
+    ``config.json``), or None when the model has none."""
+    directory = Path(directory)
+    if not (directory / ENCODER_FILE).is_file():
+        return None
+    try:
+        recorded = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))["encoder"]
+        ef_dim = int(recorded["ef_dim"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DcganError(f"{display_name(directory / CONFIG_FILE)} does not describe the encoder "
+                         f"in {ENCODER_FILE} ({exc.__class__.__name__}: {exc})") from None
+    encoder = build_encoder(config, ef_dim, dtype)
+    _load_weights(encoder, directory / ENCODER_FILE)
+    return encoder
+
+
+# GPUs of compute capability 8.0 (Ampere) and later compute in bfloat16 on their tensor cores.
+BF16_COMPUTE_CAPABILITY = (8, 0)
+
+
 def resolve_precision(precision="auto"):
-    """``auto``: mixed bfloat16 on a CPU with native bfloat16 arithmetic (AVX512-BF16 or AMX) and
-    no GPU, where it trained as well as float32 and 1.4-1.6x faster; float32 otherwise."""
+    """The compute precision ``precision`` stands for on this machine (see :func:`auto_precision`
+    for ``auto``); the other values stand for themselves."""
     if precision != "auto":
         return precision
     import tensorflow as tf
 
-    if tf.config.list_physical_devices("GPU"):
-        return "float32"
+    capabilities = [tf.config.experimental.get_device_details(gpu).get("compute_capability")
+                    for gpu in tf.config.list_physical_devices("GPU")]
     try:
         with open("/proc/cpuinfo") as f:
             flags = f.read()
     except OSError:
-        return "float32"
-    return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+        flags = ""
+    return auto_precision(capabilities, flags)
+
+
+def auto_precision(gpu_capabilities, cpu_flags=""):
+    """What ``--precision auto`` picks on a machine with GPUs of these compute capabilities
+    (``(major, minor)`` tuples, None where unknown) and these CPU flags (``/proc/cpuinfo``).
+
+    With GPUs: mixed bfloat16 when every one has compute capability 8.0 or later, float32
+    otherwise (a run on several devices uses one precision).  Without: mixed bfloat16 on a CPU
+    with native bfloat16 arithmetic (AVX512-BF16 or AMX), where it trained as well as float32
+    and 1.4-1.6x faster; float32 otherwise.
+
+    Example
+    -------
+    >>> auto_precision([(8, 0), (9, 0)]), auto_precision([(7, 5), (8, 6)])
+    ('mixed_bfloat16', 'float32')
+    >>> auto_precision([], "fpu avx512f avx512_bf16"), auto_precision([], "fpu avx2")
+    ('mixed_bfloat16', 'float32')
+    """
+    if gpu_capabilities:
+        capable = all(c is not None and tuple(c) >= BF16_COMPUTE_CAPABILITY
+                      for c in gpu_capabilities)
+        return "mixed_bfloat16" if capable else "float32"
+    flags = set(cpu_flags.split())
+    return "mixed_bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"

@@ -17,14 +17,22 @@ from dcgan_complete.errors import OptionError
 COMPLETE_OUT = "out"
 EVALUATE_OUT = "report"
 DEMO_OUT = "demo-out"
-DEMO_ITERATIONS = 600
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 PRIORS = ("log1m", "nonsat")
+INITS = ("encoder", "random")
+# Search defaults that depend on where it starts.  From random points the search needs its
+# 1000 iterations; from the encoder's guess far fewer, with smaller steps (README, "Speed").
+START_DEFAULTS = {"encoder": {"iterations": 50, "lr": 0.003},
+                  "random": {"iterations": 1000, "lr": 0.01}}
 OPTIMIZERS = ("momentum", "adam")
 BLENDS = ("poisson", "none")
 CONTEXT_WEIGHT_KINDS = ("plain", "window")
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 128
+# How a run uses several devices or machines (dcgan_complete.distribute): training can span
+# machines; completion shares its inputs between machines with shards instead.
+TRAIN_DISTRIBUTE = ("none", "auto", "mirrored", "multiworker")
+COMPLETE_DISTRIBUTE = ("none", "mirrored")
 
 
 def image_sizes():
@@ -110,6 +118,8 @@ class TrainOptions:
     seed: int | None = None
     precision: str = "auto"
     progress: bool = True
+    distribute: str = "none"   # none, auto, mirrored (local devices), multiworker (TF_CONFIG)
+    devices: str | None = None  # with mirrored: "GPU:0,GPU:1" [default: every local GPU]
 
     def __post_init__(self):
         _at_least(self, 1, "epochs", "max_steps", "batch_size", "g_steps", "sample_every",
@@ -117,6 +127,8 @@ class TrainOptions:
         _in_range("lr", self.lr, 0, None, low_open=True)
         _in_range("beta1", self.beta1, 0, 1)
         _choice("precision", self.precision, ("auto",) + PRECISIONS)
+        _choice("distribute", self.distribute, TRAIN_DISTRIBUTE)
+        self.devices = _check_devices(self.devices, self.distribute)
         self.model_config  # checks the architecture options
 
     @property
@@ -134,32 +146,43 @@ class CompleteOptions:
     context_weight: str = "window"  # +0.8 dB PSNR over plain on center holes (README)
     window: int = 7
     optimizer: str = "momentum"
-    lr: float = 0.01
+    lr: float | None = None          # None: START_DEFAULTS for the start the search takes
     momentum: float = 0.9
-    iterations: int = 1000
+    iterations: int | None = None    # None: START_DEFAULTS for the start the search takes
     restarts: int = 1
     out_interval: int = 50
     batch_size: int = 64
     tolerance: float | None = None
     blend: str = "poisson"
     seed: int | None = None
-    precision: str = "float32"
+    precision: str = "auto"  # bf16 where the CPU has it: as good, 2x faster (README, "Speed")
+    init: str = "encoder"  # where the search starts: the model's encoder (if it has one), random
+    init_noise: float = 0.2  # restarts after the first start from the encoder's z plus this noise
 
     def __post_init__(self):
         _choice("prior", self.prior, PRIORS)
+        _choice("init", self.init, INITS)
+        _in_range("init_noise", self.init_noise, 0, None)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("blend", self.blend, BLENDS)
         _choice("context_weight", self.context_weight, CONTEXT_WEIGHT_KINDS)
-        _choice("precision", self.precision, PRECISIONS)
+        _choice("precision", self.precision, ("auto",) + PRECISIONS)
         _at_least(self, 1, "window", "iterations", "restarts", "out_interval", "batch_size")
         if self.window % 2 == 0:
             raise OptionError("window", f"{{window}} must be odd (a square centred on a pixel), "
                                         f"not {self.window}")
         _in_range("lam", self.lam, 0, None)
-        _in_range("lr", self.lr, 0, None, low_open=True)
+        if self.lr is not None:
+            _in_range("lr", self.lr, 0, None, low_open=True)
         _in_range("momentum", self.momentum, 0, 1)
         if self.tolerance is not None:
             _in_range("tolerance", self.tolerance, 0, None)
+
+
+    def for_start(self, start):
+        """These options with the defaults left open (None) filled in for ``start``."""
+        return dataclasses.replace(self, **{k: v for k, v in START_DEFAULTS[start].items()
+                                            if getattr(self, k) is None})
 
 
 @dataclasses.dataclass
@@ -176,6 +199,77 @@ class MaskOptions:
     def params(self):
         """As keyword arguments of :func:`dcgan_complete.masks.make_mask`."""
         return {"scale": self.center_scale, "fraction": self.fraction}
+
+
+def parse_devices(devices):
+    """``"gpu:0, GPU:1"`` -> ``["GPU:0", "GPU:1"]``: device names as TensorFlow writes them.
+
+    Raises
+    ------
+    ValueError
+        For a name that is not ``CPU:N`` or ``GPU:N``, or one listed twice.
+    """
+    names = [d.strip().upper() for d in str(devices).split(",")]
+    for name in names:
+        kind, _, index = name.partition(":")
+        if kind not in ("CPU", "GPU") or not index.isdigit():
+            raise ValueError(f"{name!r} is not a device name like GPU:0 or CPU:0")
+    if len(set(names)) != len(names):
+        raise ValueError("a device is listed twice")
+    return names
+
+
+def _check_devices(devices, distribute):
+    """``devices`` in its canonical spelling ("GPU:0,GPU:1"), after checking it."""
+    if devices is None:
+        return None
+    if distribute != "mirrored":
+        raise OptionError(("devices", "distribute"),
+                          "{devices} needs {distribute} mirrored (it names the devices that "
+                          f"share each batch), not {distribute!r}")
+    try:
+        return ",".join(parse_devices(devices))
+    except ValueError as exc:
+        raise OptionError("devices", f"{{devices}} must be a comma-separated list of devices "
+                                     f"like GPU:0,GPU:1: {exc}") from None
+
+
+def parse_shard(shard):
+    """``"2/3"`` -> ``(2, 3)``: the second of three slices.
+
+    Raises
+    ------
+    OptionError
+        Naming ``shard``, unless it is K/N with 1 <= K <= N.
+    """
+    k, slash, n = str(shard).partition("/")
+    if slash and k.strip().isdigit() and n.strip().isdigit() and 1 <= int(k) <= int(n):
+        return int(k), int(n)
+    raise OptionError("shard", f"{{shard}} must be K/N, the K-th of N slices of the inputs with "
+                               f"1 <= K <= N (as 2/3), not {shard!r}")
+
+
+@dataclasses.dataclass
+class BulkOptions:
+    """How ``complete`` shares a large job: ``shard`` "K/N" completes only the K-th of N
+    slices of the inputs (by sorted path), so that N processes or machines can share one input
+    list and one output folder; ``distribute`` "mirrored" splits every batch across the local
+    GPUs (or ``devices``)."""
+
+    shard: str | None = None
+    distribute: str = "none"
+    devices: str | None = None
+
+    def __post_init__(self):
+        if self.shard is not None:
+            parse_shard(self.shard)
+        _choice("distribute", self.distribute, COMPLETE_DISTRIBUTE)
+        self.devices = _check_devices(self.devices, self.distribute)
+
+    @property
+    def shard_of(self):
+        """``(K, N)``, or None without a shard."""
+        return None if self.shard is None else parse_shard(self.shard)
 
 
 def default(options_class, name):
@@ -229,3 +323,111 @@ class AlignOptions:
         if self.all_faces and self.skip_multi:
             raise OptionError(("all_faces", "skip_multi"),
                               "{all_faces} and {skip_multi} exclude each other")
+
+
+# The mask kinds an encoder learns from (the random kinds and the fixed ones; not lowres, whose
+# mask is coarser than the image).
+ENCODER_MASKS = ("center", "random", "left", "right", "top", "bottom", "pattern", "scratches",
+                 "text", "irregular", "full")
+
+
+@dataclasses.dataclass
+class EncoderOptions:
+    """Every option of ``dcgan-complete train-encoder``."""
+
+    checkpoint_dir: str = "checkpoint"  # the model folder; the encoder is written beside it
+    dataset: str | None = None          # real aligned faces (besides the generator's samples)
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 2e-4
+    ef_dim: int = 32                    # filters in the encoder's first layer
+    real_fraction: float = 0.5          # share of each batch from dataset (with one)
+    feature_weight: float = 1.0         # real faces: weight of the discriminator-feature loss
+    z_weight: float = 1.0               # samples: weight of the loss on z
+    checkpoint_every: int = 250
+    keep: int = 2
+    seed: int | None = None
+    precision: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self):
+        _at_least(self, 1, "steps", "batch_size", "ef_dim", "checkpoint_every", "keep")
+        _in_range("lr", self.lr, 0, None, low_open=True)
+        _in_range("real_fraction", self.real_fraction, 0, 1)
+        _in_range("feature_weight", self.feature_weight, 0, None)
+        _in_range("z_weight", self.z_weight, 0, None)
+        _choice("precision", self.precision, ("auto",) + PRECISIONS)
+
+
+# How `complete` takes an image: an aligned crop of the model's size, or an ordinary photo.
+PHOTO_INPUTS = ("auto", "crop", "photo")
+PHOTO_FORMATS = ("png", "jpg")
+
+
+@dataclasses.dataclass
+class PhotoOptions:
+    """How ``complete`` repairs ordinary photos (see :mod:`dcgan_complete.photo`).
+
+    ``input_mode``: ``auto`` takes an image of exactly the model's size for an aligned crop and
+    any other for a photo; ``crop`` centre-crops and resizes every image (the crop pipeline);
+    ``photo`` repairs every image as a photo, at its own size.  ``format``/``quality``: the
+    repaired photo is written as PNG, or as JPEG of that quality.  ``grain``: add noise to the
+    model's fill up to the photo's own noise level around the hole.  ``upsample``: as in
+    :class:`AlignOptions` (how hard to look for small faces).
+    """
+
+    input_mode: str = "auto"
+    format: str = "png"
+    quality: int = 95
+    grain: bool = True
+    upsample: int | str = "auto"
+
+    def __post_init__(self):
+        _choice("input_mode", self.input_mode, PHOTO_INPUTS)
+        _choice("format", self.format, PHOTO_FORMATS)
+        if isinstance(self.quality, bool) or not isinstance(self.quality, int) or \
+                not 1 <= self.quality <= 100:
+            raise OptionError("quality", f"{{quality}} must be an integer from 1 to 100, not "
+                                         f"{self.quality!r}")
+        if self.upsample != "auto" and (isinstance(self.upsample, bool) or
+                                        not isinstance(self.upsample, int) or self.upsample < 0):
+            raise OptionError("upsample", f"{{upsample}} must be 'auto' or an integer >= 0, "
+                                          f"not {self.upsample!r}")
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclasses.dataclass
+class ServeOptions:
+    """The web page's own settings (``dcgan-complete serve``, :func:`dcgan_complete.app.serve`);
+    its search settings are a :class:`CompleteOptions`.
+
+    ``concurrency``: searches run at once (each takes the CPU's cores, so 1 is fastest for all);
+    ``queue_size``: requests that may wait beyond those (one more is told the queue is full);
+    ``max_upload_mb``: uploads above it are refused before they are read; ``max_megapixels``:
+    larger images are refused before they are decoded.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    concurrency: int = 1
+    queue_size: int = 8
+    max_upload_mb: int = 20
+    max_megapixels: float = 25.0
+
+    def __post_init__(self):
+        if not isinstance(self.host, str) or not self.host.strip():
+            raise OptionError("host", f"{{host}} must be a host name or address, not "
+                                      f"{self.host!r}")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or \
+                not 1 <= self.port <= 65535:
+            raise OptionError("port", f"{{port}} must be an integer from 1 to 65535, not "
+                                      f"{self.port!r}")
+        _at_least(self, 1, "concurrency", "queue_size", "max_upload_mb")
+        _in_range("max_megapixels", self.max_megapixels, 0, None, low_open=True)
+
+    @property
+    def public(self):
+        """Whether the page is reachable from other machines (any host but the loopback)."""
+        return self.host not in LOOPBACK_HOSTS and not self.host.startswith("127.")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -34,7 +35,8 @@ import tensorflow as tf
 from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
 from dcgan_complete.blend import PoissonBlender
-from dcgan_complete.model import load_models
+from dcgan_complete.errors import Note
+from dcgan_complete.model import load_encoder, load_models, resolve_precision
 from dcgan_complete.options import CompleteOptions
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
@@ -105,6 +107,8 @@ class CompletionResult:
     iterations_run: int = 0
     seconds: float = 0.0
     frame_iterations: list = dataclasses.field(default_factory=list)  # iteration of each frame
+    # with ``snapshots``: (iteration, seconds since the start, best z (N, z_dim), its loss (N,))
+    snapshots: list = dataclasses.field(default_factory=list)
 
     def select(self, part):
         """The result of the images in ``part`` (a slice), renumbered from 0."""
@@ -117,29 +121,69 @@ class CompletionResult:
 
 
 class Completer:
-    """A generator/discriminator pair and the compiled search loop."""
+    """A generator/discriminator pair (and, if the model has one, its encoder) and the compiled
+    search loop.
 
-    def __init__(self, generator, discriminator, options: CompleteOptions | None = None):
-        self.options = options or CompleteOptions()
+    With ``options.init == "encoder"`` and an encoder, the search starts from the encoder's guess
+    E(masked image, mask); further restarts start from that guess plus noise (the first half of
+    them) and from random points (the rest).  Without an encoder it starts from random points and
+    says so once (a :class:`~dcgan_complete.errors.Note`).
+    """
+
+    def __init__(self, generator, discriminator, options: CompleteOptions | None = None,
+                 encoder=None):
+        options = options or CompleteOptions()
         self.generator = generator
         self.discriminator = discriminator
+        self.encoder = encoder
         self.z_dim = int(generator.inputs[0].shape[-1])
         self.size = int(generator.outputs[0].shape[1])
         self.blender = PoissonBlender(clip=(-1.0, 1.0))
         self._chunk = tf.function(self._run_chunk, reduce_retracing=True)
         self._losses_fn = tf.function(self.losses, reduce_retracing=True)
+        self._encoder_fn = tf.function(lambda x: encoder(x, training=False),
+                                       reduce_retracing=True) if encoder is not None else None
+        self.init = options.init if encoder is not None else "random"
+        # iterations and lr left open take the defaults of the start actually taken
+        self.options = options.for_start(self.init)
+        if options.init == "encoder" and encoder is None:
+            warnings.warn("this model has no encoder: the search starts from random points "
+                          "(`dcgan-complete train-encoder` trains one)", Note, stacklevel=2)
 
     @classmethod
     def from_checkpoint(cls, directory, options: CompleteOptions | None = None):
-        """Load the exported model of a ``train`` run (``config.json`` + ``*.weights.h5``).
+        """Load the exported model of a ``train`` run (``config.json`` + ``*.weights.h5``, and
+        ``encoder.weights.h5`` when there is one).
 
         Without ``discriminator.weights.h5`` the perceptual loss would come from an untrained
         network, so such a folder is refused unless ``options.lam`` is 0.
         """
         options = options or CompleteOptions()
-        _, generator, discriminator = load_models(directory, options.precision,
-                                                  need_discriminator=options.lam > 0)
-        return cls(generator, discriminator, options)
+        precision = resolve_precision(options.precision)
+        config, generator, discriminator = load_models(directory, precision,
+                                                       need_discriminator=options.lam > 0)
+        encoder = load_encoder(directory, config, precision) if options.init == "encoder" \
+            else None
+        return cls(generator, discriminator, options, encoder)
+
+    def encode(self, images, masks):
+        """The encoder's z for uint8 images and their masks, float32 (N, z_dim)."""
+        x = encoder_input(images, masks, self.size)
+        return np.concatenate([self._encoder_fn(tf.constant(x[i:i + 256])).numpy()
+                               for i in range(0, len(x), 256)]).astype(np.float32)
+
+    def starting_points(self, images, masks, restarts, rng):
+        """(restarts * N, z_dim) starting points, restart-major: rows r*N..(r+1)*N-1 are the
+        r-th start of every image."""
+        n = len(images)
+        z = rng.uniform(-1, 1, (restarts * n, self.z_dim)).astype(np.float32)
+        if self.init == "encoder":
+            guess = self.encode(images, masks)
+            z[:n] = guess
+            for r in range(1, 1 + restarts // 2):  # the first half of the restarts: near E's z
+                noise = rng.normal(0.0, self.options.init_noise, guess.shape)
+                z[r * n:(r + 1) * n] = np.clip(guess + noise, -1, 1)
+        return z
 
     # ---------------------------------------------------------------- the compiled search
     def losses(self, z, targets: Targets):
@@ -159,8 +203,45 @@ class Completer:
         return contextual, perceptual
 
     def search(self, state: SearchState, targets: Targets, iterations):
-        """``iterations`` projected optimiser steps from ``state`` (one compiled call)."""
+        """``iterations`` projected optimiser steps from ``state`` (one compiled call; after
+        :meth:`split_across`, its batch split between the replicas)."""
+        if self._strategy is not None and len(state.z) >= self._strategy.num_replicas_in_sync:
+            return self._search_split(state, targets, iterations)
         return self._chunk(state, targets, tf.constant(iterations))
+
+    # ------------------------------------------------------- several devices (--distribute)
+    _strategy = None
+
+    def split_across(self, strategy):
+        """Split the batch of every search chunk between the replicas of ``strategy`` (a
+        ``MirroredStrategy`` in whose scope this Completer's models were built).  The images'
+        searches are independent (batch norm runs in inference mode), so the results are those
+        of one device."""
+        self._strategy = strategy
+        self._split_chunk = tf.function(
+            lambda state, targets, n: strategy.run(self._run_chunk, args=(state, targets, n)),
+            reduce_retracing=True)
+
+    def _search_split(self, state, targets, iterations):
+        strategy = self._strategy
+        bounds = np.linspace(0, len(state.z), strategy.num_replicas_in_sync + 1).astype(int)
+
+        def split(x):  # replica r takes rows bounds[r]:bounds[r + 1]
+            if x is None or x.shape.rank == 0:
+                return x
+            return strategy.experimental_distribute_values_from_function(
+                lambda ctx: tf.identity(x[bounds[ctx.replica_id_in_sync_group]:
+                                          bounds[ctx.replica_id_in_sync_group + 1]]))
+
+        parts = self._split_chunk(SearchState(*map(split, state)),
+                                  targets._replace(**{k: split(getattr(targets, k)) for k in
+                                                      ("y", "pixel_weights", "block_weights")}),
+                                  tf.constant(iterations))
+        joined = []
+        for value in parts:
+            pieces = strategy.experimental_local_results(value)
+            joined.append(pieces[0] if pieces[0].shape.rank == 0 else tf.concat(pieces, axis=0))
+        return SearchState(*joined)
 
     def _run_chunk(self, state, targets, n):
         o = self.options
@@ -188,7 +269,7 @@ class Completer:
         return SearchState(z, v, m, t, best_z, best_loss)
 
     # ------------------------------------------------------------------------- public API
-    def complete(self, images, masks, frames=False, progress=None, rng=None):
+    def complete(self, images, masks, frames=False, progress=None, rng=None, snapshots=()):
         """Complete a batch (any size; it is split into ``batch_size`` pieces).
 
         Parameters
@@ -201,6 +282,8 @@ class Completer:
         progress : callable(images_done, mean_loss, iterations_done) or None
             Called after every chunk of iterations (``images_done`` is 0 until a batch ends).
         rng : numpy Generator or seed for the starting z (default: ``options.seed``).
+        snapshots : iterations at which to record the best z so far and the time taken
+            (``result.snapshots``): what a search of that many iterations would have returned.
         """
         images = np.asarray(images)
         masks = [np.asarray(m, np.float32) for m in masks]
@@ -214,7 +297,8 @@ class Completer:
         for lo in range(0, n, self.options.batch_size):
             hi = min(n, lo + self.options.batch_size)
             parts.append(self._complete_batch(images[lo:hi], masks[lo:hi], frames, rng,
-                                              offset=lo, progress=progress))
+                                              offset=lo, progress=progress,
+                                              snapshots=snapshots))
         return CompletionResult(
             *(np.concatenate([getattr(p, f) for p in parts]) for f in
               ("completed", "generated", "masked", "z", "loss")),
@@ -222,19 +306,30 @@ class Completer:
             frames=[f for p in parts for f in p.frames],
             iterations_run=max(p.iterations_run for p in parts),
             seconds=time.perf_counter() - start,
-            frame_iterations=max((p.frame_iterations for p in parts), key=len))
+            frame_iterations=max((p.frame_iterations for p in parts), key=len),
+            snapshots=[(it, sum(p.snapshots[j][1] for p in parts),
+                        np.concatenate([p.snapshots[j][2] for p in parts]),
+                        np.concatenate([p.snapshots[j][3] for p in parts]))
+                       for j, it in enumerate(it for it, *_ in parts[0].snapshots)])
 
-    def _complete_batch(self, images, masks, frames, rng, offset, progress):
+    def _complete_batch(self, images, masks, frames, rng, offset, progress, snapshots=()):
         o = self.options
         b, r = len(images), o.restarts
+        started = time.perf_counter()
         targets = Targets.build(images, masks, o, repeat=r)  # every image r times: restarts
-        state = SearchState.start(rng.uniform(-1, 1, (b * r, self.z_dim)))
-        history, frame_lists, frame_iterations = [], [[] for _ in range(b)], []
+        state = SearchState.start(self.starting_points(images, masks, r, rng))
+        history, frame_lists, frame_iterations, taken = [], [[] for _ in range(b)], [], []
+        stops = sorted({int(i) for i in snapshots if 0 <= i <= o.iterations})
+        if stops and stops[0] == 0:
+            taken.append(self._snapshot(0, started, *self._best(state, targets, b, r)))
         done, prev_best = 0, None
         while done < o.iterations:
-            n = min(o.out_interval, o.iterations - done)
+            n = min(o.out_interval, o.iterations - done,
+                    *[s - done for s in stops if s > done])
             state = self.search(state, targets, n)
             done += n
+            if done in stops:
+                taken.append(self._snapshot(done, started, *self._best(state, targets, b, r)))
             contextual, perceptual = (x.numpy() for x in self._losses_fn(state.z, targets))
             total = contextual + o.lam * perceptual
             for k in range(b):  # the first restart's trajectory stands for the image
@@ -253,22 +348,46 @@ class Completer:
                 if np.all(gain < o.tolerance):
                     break
             prev_best = best
-        # the last z has not been compared with the best yet
-        c, p = self._losses_fn(state.z, targets)
-        last = c + o.lam * p
-        better = last < state.best_loss
-        best_z = tf.where(better[:, None], state.z, state.best_z).numpy()
-        best_loss = tf.where(better, last, state.best_loss).numpy()
-        # pick the best restart of every image
-        rows = best_loss.reshape(r, b).argmin(axis=0) * b + np.arange(b)
-        z_best, loss_best = best_z[rows], best_loss[rows]
+        z_best, loss_best = self._best(state, targets, b, r)
         generated = self.generator(tf.constant(z_best), training=False).numpy()
         completed = self._finish(images, masks, generated)
         if progress is not None:  # a batch that stopped early skips its remaining iterations
             progress(b, float(loss_best.mean()), o.iterations - done)
         return CompletionResult(completed, imgs.to_uint8(generated),
                                 self.masked(images, masks), z_best, loss_best, history,
-                                frame_lists, done, frame_iterations=frame_iterations)
+                                frame_lists, done, frame_iterations=frame_iterations,
+                                snapshots=taken)
+
+    def _best(self, state, targets, b, r):
+        """The best z of every image so far (over its restarts, the current z included) and its
+        loss."""
+        c, p = self._losses_fn(state.z, targets)
+        last = c + self.options.lam * p
+        better = last < state.best_loss
+        best_z = tf.where(better[:, None], state.z, state.best_z).numpy()
+        best_loss = tf.where(better, last, state.best_loss).numpy()
+        rows = best_loss.reshape(r, b).argmin(axis=0) * b + np.arange(b)
+        return best_z[rows], best_loss[rows]
+
+    @staticmethod
+    def _snapshot(iteration, started, z, loss):
+        return iteration, time.perf_counter() - started, z, loss
+
+    def warm_up(self, images, masks):
+        """Trace the compiled search for this batch's shape (one iteration), so that a timed
+        run that follows measures the search alone."""
+        saved = self.options
+        self.options = dataclasses.replace(saved, iterations=1, out_interval=1, tolerance=None)
+        try:
+            self.complete(images, masks)
+        finally:
+            self.options = saved
+
+    def completions(self, images, masks, z):
+        """The uint8 completions of ``images`` from latent points ``z`` (blended as usual)."""
+        generated = self.generator(tf.constant(np.asarray(z, np.float32)), training=False).numpy()
+        return self._finish(np.asarray(images), [np.asarray(m, np.float32) for m in masks],
+                            generated)
 
     def masked(self, images, masks):
         """What the model was given, as uint8: holes gray, block averages where only they are
@@ -301,6 +420,22 @@ class Completer:
                 if self.options.blend == "poisson" else g
             out[k] = np.where(pixels[..., None] >= 0.5, image, imgs.to_uint8(filled))
         return out
+
+
+def encoder_input(images, masks, size):
+    """What the encoder sees: the known pixels in [-1, 1] (0 elsewhere) and the mask, as
+    float32 (N, size, size, 4).  Where only block averages are known, the averages count as
+    known pixels."""
+    out = np.zeros((len(images), size, size, 4), np.float32)
+    for k, (image, mask) in enumerate(zip(images, masks)):
+        pixels, block, coarse = mask_lib.known_parts(mask, size)
+        y = imgs.to_float(image)
+        if coarse is not None:
+            pixels = _upsample(coarse, block).astype(np.float32)
+            y = _block_average(y, block)
+        out[k, ..., :3] = y * pixels[..., None]
+        out[k, ..., 3] = pixels
+    return out
 
 
 def _block_average(x, block):

@@ -9,6 +9,11 @@ architecture; it is written with a run's first checkpoint, not at its start, so 
 early leaves the folder as it found it.  The portable ``*.weights.h5`` files are what ``complete``
 loads; a folder holding only those (and ``config.json``) is trained on from them.
 
+On several devices or machines (:mod:`dcgan_complete.distribute`) every replica trains on its
+share of the global batch with synchronized batch norm, so that N replicas train like one device
+on the same batch; only the chief writes, and the checkpoints are the same files, so a run can
+resume with another number of replicas.
+
 Example
 -------
 >>> from dcgan_complete.train import TrainOptions, train
@@ -31,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from dcgan_complete import data
+from dcgan_complete import data, distribute
 from dcgan_complete.errors import DcganError, OptionError, exit_code_of, signals_interrupt
 from dcgan_complete.files import atomic_write, display_name, ensure_writable_dir, write_text
 from dcgan_complete.images import image_grid, write_image
@@ -49,10 +54,14 @@ _ARCHITECTURE = tuple(f.name for f in dataclasses.fields(ModelConfig))
 
 
 class GAN:
-    """The two networks, their optimisers and the compiled training step."""
+    """The two networks, their optimisers and the compiled training step.
+
+    ``strategy`` (a ``tf.distribute`` strategy; default: the current one, one device) holds the
+    variables; with several replicas batch norm is synchronized across them.
+    """
 
     def __init__(self, config: ModelConfig, lr=TrainOptions.lr, beta1=TrainOptions.beta1,
-                 g_steps=TrainOptions.g_steps, precision="float32", seed=None):
+                 g_steps=TrainOptions.g_steps, precision="float32", seed=None, strategy=None):
         import keras
 
         if seed is not None:
@@ -60,15 +69,18 @@ class GAN:
         self.config = config
         self.g_steps = g_steps
         self.precision = precision = resolve_precision(precision)
-        self.generator = build_generator(config, precision)
-        self.discriminator = build_discriminator(config, precision)
-        self.g_opt = keras.optimizers.Adam(lr, beta_1=beta1)
-        self.d_opt = keras.optimizers.Adam(lr, beta_1=beta1)
-        self.g_opt.build(self.generator.trainable_variables)
-        self.d_opt.build(self.discriminator.trainable_variables)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        synchronized = self.strategy.num_replicas_in_sync > 1
+        with self.strategy.scope():
+            self.generator = build_generator(config, precision, synchronized)
+            self.discriminator = build_discriminator(config, precision, synchronized)
+            self.g_opt = keras.optimizers.Adam(lr, beta_1=beta1)
+            self.d_opt = keras.optimizers.Adam(lr, beta_1=beta1)
+            self.g_opt.build(self.generator.trainable_variables)
+            self.d_opt.build(self.discriminator.trainable_variables)
         self.rng = tf.random.Generator.from_seed(seed if seed is not None else
                                                  np.random.SeedSequence().entropy % 2 ** 63)
-        self._step = tf.function(self._train_step)
+        self._step = tf.function(self._distributed_step)
 
     def variables(self):
         """Every variable a checkpoint must hold, in a fixed order, keyed by a stable name."""
@@ -79,22 +91,36 @@ class GAN:
     def sample_z(self, n):
         return self.rng.uniform((n, self.config.z_dim), -1.0, 1.0)
 
-    def train_step(self, real):
-        """One discriminator update and ``g_steps`` generator updates on a batch in [-1, 1]."""
-        return self._step(real)
+    def train_step(self, batch):
+        """One discriminator update and ``g_steps`` generator updates; returns the losses.
 
-    def _train_step(self, real):
-        batch = tf.shape(real)[0]
+        ``batch`` is what the training pipeline yields, ``(images in [-1, 1], z)``, split
+        between the replicas when there are several; or images alone, with z drawn here.
+        """
+        if not isinstance(batch, tuple):
+            batch = (batch, self.sample_z(tf.shape(batch)[0]))
+        return self._step(batch)
+
+    def _distributed_step(self, batch):
+        per_replica = self.strategy.run(self._replica_step, args=batch)
+        return {name: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+                for name, value in per_replica.items()}
+
+    def _replica_step(self, real, z):
+        """The step on one replica's share of the batch.  Its losses are means over that share;
+        the gradients are of the loss divided by the number of replicas, which the optimiser
+        sums over the replicas: the gradient of the mean over the global batch."""
+        replicas = self.strategy.num_replicas_in_sync
         bce = tf.nn.sigmoid_cross_entropy_with_logits
-        z = self.sample_z(batch)
         with tf.GradientTape() as tape:
             fake = self.generator(z, training=True)
             real_logits = tf.cast(self.discriminator(real, training=True), tf.float32)
             fake_logits = tf.cast(self.discriminator(fake, training=True), tf.float32)
             d_loss = (tf.reduce_mean(bce(tf.ones_like(real_logits), real_logits))
                       + tf.reduce_mean(bce(tf.zeros_like(fake_logits), fake_logits)))
+            d_share = d_loss / replicas
         d_vars = self.discriminator.trainable_variables
-        self.d_opt.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
+        self.d_opt.apply_gradients(zip(tape.gradient(d_share, d_vars), d_vars))
 
         g_vars = self.generator.trainable_variables
         for _ in range(self.g_steps):
@@ -103,7 +129,8 @@ class GAN:
                     self.discriminator(self.generator(z, training=True), training=True),
                     tf.float32)
                 g_loss = tf.reduce_mean(bce(tf.ones_like(fake_logits), fake_logits))
-            self.g_opt.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+                g_share = g_loss / replicas
+            self.g_opt.apply_gradients(zip(tape.gradient(g_share, g_vars), g_vars))
         return {"d_loss": d_loss, "g_loss": g_loss,
                 "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
                 "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
@@ -257,6 +284,11 @@ class TrainResult:
     exit_code: int = 0  # the shell's status for the run: 130 after Ctrl-C, 143 after SIGTERM
 
 
+# The options that may differ between the workers of one run: where each writes, and whether
+# it shows progress.  The others must be the same on every worker.
+_PER_WORKER = ("checkpoint_dir", "sample_dir", "log_dir", "progress")
+
+
 class Trainer:
     """Owns one training run: data, GAN, checkpoints, samples, logs.
 
@@ -264,6 +296,11 @@ class Trainer:
     Trainer resumes from the newest checkpoint in ``options.checkpoint_dir`` that loads, or else
     starts from the exported weights there, if any.  ``notes`` holds what the user should be told
     about that (checkpoints skipped as damaged, the exported weights used).
+
+    With ``options.distribute`` it first sets up the devices or the workers
+    (:mod:`dcgan_complete.distribute`); ``cluster`` says which, and whether this process is the
+    chief.  Only the chief reads and writes the checkpoint folder; the other workers take its
+    state, and every worker trains on its own share of the images.
     """
 
     def __init__(self, dataset, options: TrainOptions):
@@ -277,22 +314,40 @@ class Trainer:
         outputs = {"checkpoint_dir": self.ckpt_dir, "sample_dir": self.sample_dir,
                    "log_dir": self.log_dir}
         paths = data.find_training_images(dataset, exclude=outputs.values())
-        # Before the long work (decoding, training): a folder that cannot be written fails now,
-        # not at the first sample or checkpoint.
-        for option, folder in outputs.items():
-            ensure_writable_dir(folder, option)
+        # Before anything else runs on TensorFlow (the workers' runtime needs that).
+        self.cluster = distribute.start(options.distribute, options.devices)
+        replicas = self.cluster.replicas
+        if options.batch_size % replicas:
+            raise OptionError("batch_size", f"{{batch_size}} {options.batch_size} must be a "
+                                            f"multiple of the {replicas} replicas, which share "
+                                            "it evenly")
         config = options.model_config
-        check_compatible(self.ckpt_dir, config)
+        if self.cluster.is_chief:
+            # Before the long work (decoding, training): a folder that cannot be written fails
+            # now, not at the first sample or checkpoint.
+            for option, folder in outputs.items():
+                ensure_writable_dir(folder, option)
+            check_compatible(self.ckpt_dir, config)
+        self.cluster.agree("options", json.dumps(
+            {k: v for k, v in dataclasses.asdict(options).items() if k not in _PER_WORKER},
+            sort_keys=True))
         # The networks come before the data, so that checkpoints that do not load are reported
         # before the images are decoded (minutes for a large set).
         self.gan = GAN(config, options.lr, options.beta1, options.g_steps, options.precision,
-                       options.seed)
+                       options.seed, strategy=self.cluster.strategy)
         self.step, self.epoch = 0, 0
         self.last_checkpoint = None
-        self._resume()
+        # the shuffling and the z of the training batches; workers must share it
+        self.data_seed = options.seed if options.seed is not None else \
+            int(np.random.SeedSequence().entropy % 2 ** 31)
+        if self.cluster.is_chief:
+            self._resume()
+        self._take_the_chiefs_state()
 
         self.images, self.good_paths, self.summary = data.load_images(
-            paths, options.image_size, progress=options.progress, root=dataset)
+            paths, options.image_size, progress=options.progress and self.cluster.is_chief,
+            root=dataset)
+        self.cluster.agree("datasets", f"{len(self.good_paths)} readable images")
         self.steps_per_epoch = len(self.good_paths) // options.batch_size
         if self.steps_per_epoch == 0:
             raise OptionError("batch_size", f"{{batch_size}} {options.batch_size} is larger than "
@@ -300,6 +355,18 @@ class Trainer:
         seed = options.seed if options.seed is not None else 0
         self.fixed_z = np.random.default_rng(seed).uniform(
             -1, 1, (SAMPLE_GRID, config.z_dim)).astype(np.float32)
+
+    def _take_the_chiefs_state(self):
+        """Every worker starts from the chief's weights, counters and data seed, whatever its
+        own checkpoint folder holds (the workers of a run may not share one)."""
+        if self.cluster.workers == 1:
+            return
+        variables = list(self.gan.variables().values())
+        counters = np.array([self.step, self.epoch, self.data_seed], np.int64)
+        *values, counters = self.cluster.from_chief([v.numpy() for v in variables] + [counters])
+        for var, value in zip(variables, values):
+            var.assign(value)
+        self.step, self.epoch, self.data_seed = (int(c) for c in counters)
 
     def _resume(self):
         """Restore the newest checkpoint that loads; without any, the exported weights if there
@@ -343,28 +410,41 @@ class Trainer:
         """Train until ``total_steps``; returns a TrainResult.
 
         Ctrl-C or SIGTERM (a batch scheduler, ``docker stop``) writes a checkpoint and returns,
-        with ``stopped == "interrupted"`` and the exit status for the signal.
+        with ``stopped == "interrupted"`` and the exit status for the signal.  A worker of a
+        multi-worker run that stops answering ends the run with a DcganError on the others,
+        without a checkpoint (the step in progress is incomplete).
         """
         from tqdm import tqdm
 
         opts = self.options
+        chief = self.cluster.is_chief
         start = time.perf_counter()
         result = TrainResult(self.step, self.epoch, self.last_checkpoint, "done", 0.0, 0.0,
                              self.summary)
         if self.step >= self.total_steps:
             self._export()
             return result
-        batches = iter(data.make_dataset(self.images, self.good_paths, opts.image_size,
-                                         opts.batch_size, seed=opts.seed))
-        writer = tf.summary.create_file_writer(str(self.log_dir))
+        batches = iter(self._batches())
+        writer = tf.summary.create_file_writer(str(self.log_dir)) if chief else \
+            tf.summary.create_noop_writer()
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", desc="train",
-                   disable=not opts.progress, dynamic_ncols=True)
+                   disable=not (opts.progress and chief), dynamic_ncols=True)
         # The command line does this around every command; here it serves library callers too.
         with signals_interrupt():
             try:
                 self._loop(batches, writer, bar, result)
                 self._checkpoint()
                 self._sample(None)
+                self.cluster.barrier()  # the other workers end once the chief has written
+            except tf.errors.OpError as exc:
+                lost = distribute.lost_worker(exc, self.cluster)
+                if lost is None:
+                    raise
+                where = f"the chief's last checkpoint ({self._last_good()})" if chief else \
+                    "the chief's last checkpoint"
+                raise DcganError(f"{lost} at step {self.step + 1}: the run stops; start every "
+                                 f"worker again with the same command to resume from "
+                                 f"{where}") from None
             except KeyboardInterrupt as exc:
                 # a second signal (an impatient Ctrl-C, a scheduler's repeated SIGTERM) must not
                 # break the checkpoint being written
@@ -379,14 +459,25 @@ class Trainer:
         result.seconds = time.perf_counter() - start
         return result
 
+    def _batches(self):
+        """The training pipeline: ``(images, z)``, every replica its own share of each batch."""
+        opts = self.options
+
+        def pipeline(input_context):
+            return data.make_dataset(self.images, self.good_paths, opts.image_size,
+                                     opts.batch_size, seed=self.data_seed,
+                                     z_dim=opts.model_config.z_dim, input_context=input_context)
+
+        return self.cluster.strategy.distribute_datasets_from_function(pipeline)
+
     def _loop(self, batches, writer, bar, result):
         opts = self.options
         images_done, t_rate = 0, time.perf_counter()
         while self.step < self.total_steps:
             t0 = time.perf_counter()
-            real = next(batches)
+            batch = next(batches)
             result.input_wait += time.perf_counter() - t0
-            metrics = {k: float(v) for k, v in self.gan.train_step(real).items()}
+            metrics = {k: float(v) for k, v in self.gan.train_step(batch).items()}
             if not all(np.isfinite(v) for v in metrics.values()):
                 self._stop_on_nan(metrics)
             self.step += 1
@@ -417,19 +508,25 @@ class Trainer:
         if not self.gan.all_finite():
             raise DcganError(f"weights are not finite at step {self.step}: not saved; "
                              f"the last good checkpoint is {self._last_good()}")
+        if not self.cluster.is_chief:
+            return
         self.last_checkpoint = save_checkpoint(self.gan, self.ckpt_dir, self.step, self.epoch,
                                                self.options.keep)
         self._export()
 
     def _export(self):
         """The portable model: ``config.json`` (once a run, written only now that there is a
-        checkpoint) and both networks' ``.weights.h5``."""
+        checkpoint) and both networks' ``.weights.h5``.  The chief's job alone."""
+        if not self.cluster.is_chief:
+            return
         if not self._config_written:
             write_config(self.ckpt_dir, self.options, self.dataset_root)
             self._config_written = True
         export_weights(self.ckpt_dir, self.gan.generator, self.gan.discriminator)
 
     def _sample(self, writer):
+        if not self.cluster.is_chief:
+            return None
         samples = self.gan.generate(self.fixed_z)
         grid = image_grid(samples, cols=8)
         path = write_image(self.sample_dir / f"train_{self.step:08d}.png", grid)
@@ -459,12 +556,19 @@ def train(dataset, options: TrainOptions | None = None):
     for note in trainer.notes:
         print(note, file=sys.stderr)
     say = print if options.progress else (lambda *a, **k: None)
+    cluster = trainer.cluster
     say(f"dataset: {trainer.summary.describe()}; precision {trainer.gan.precision}")
+    if cluster.kind != "none":
+        say(f"distribute: {cluster.describe()}")
     if trainer.step:
-        say(f"resuming from {trainer.last_checkpoint.name}: step {trainer.step}, "
-            f"epoch {trainer.epoch + 1}")
+        source = trainer.last_checkpoint.name if trainer.last_checkpoint else \
+            "the chief's checkpoint"
+        say(f"resuming from {source}: step {trainer.step}, epoch {trainer.epoch + 1}")
     result = trainer.fit()
-    if result.stopped == "interrupted":
+    if not cluster.is_chief:
+        say(f"{result.stopped} at step {result.step}; the chief wrote the checkpoints, samples "
+            "and logs")
+    elif result.stopped == "interrupted":
         say(f"interrupted at step {result.step}; saved {display_name(result.checkpoint)} "
             f"(run the same command to resume)")
     else:

@@ -465,7 +465,169 @@ OTHER_CASES = [
          r"^Error: --window must be odd"),
 ]
 
-CASES = COMPLETE_CASES + TRAIN_CASES + ALIGN_CASES + OTHER_CASES
+# -------------------------------------------------------------------------------------- photos
+def _photo(tmp, name="photo.png", width=256):
+    """A real photo with one face: scikit-image's astronaut (public domain), 256 high."""
+    from skimage import data
+
+    photo = np.ascontiguousarray(data.astronaut()[20:276, 100:100 + width])
+    write_image(tmp / name, photo)
+    return photo
+
+
+def _photo_with_mask(mask_shape):
+    def prepare(tmp, env):
+        _photo(tmp)
+        write_image(tmp / "damage.png", np.full(mask_shape, 255, np.uint8))
+        return env.complete(tmp / "photo.png", "--mask", tmp / "damage.png", "--out", tmp / "out")
+    return prepare
+
+
+def _turned_photo_unturned_mask(tmp, env):
+    """A JPEG whose EXIF turns it upright, with a mask drawn on its stored (sideways) pixels."""
+    from PIL import Image
+
+    photo = _photo(tmp, width=220)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.rot90(photo, 1)).save(tmp / "turned.jpg", exif=exif)
+    write_image(tmp / "damage.png", np.full((220, 256), 255, np.uint8))
+    return env.complete(tmp / "turned.jpg", "--mask", tmp / "damage.png", "--out", tmp / "out")
+
+
+def _photo_mask_all_black(tmp, env):
+    _photo(tmp)
+    write_image(tmp / "damage.png", np.zeros((256, 256), np.uint8))
+    return env.complete(tmp / "photo.png", "--mask", tmp / "damage.png", "--out", tmp / "out")
+
+
+def _photo_missing_from_masks_folder(tmp, env):
+    _photo(tmp)
+    _photo(tmp, "other.png")
+    write_image(tmp / "masks" / "photo.png", np.full((256, 256), 255, np.uint8))
+    return env.complete(tmp / "photo.png", tmp / "other.png", "--mask", tmp / "masks",
+                        "--out", tmp / "out")
+
+
+def _nothing_written(tmp):
+    assert not (tmp / "out").exists() or not [p for p in (tmp / "out").iterdir()]
+
+
+PHOTO_CASES = [
+    Case("photo-mask-of-another-size", _photo_with_mask((80, 100)),
+         r"^Error: mask .*damage\.png is 100x80 pixels, but .*photo\.png is 256x256: a photo's "
+         r"mask must have its size$", check=_nothing_written),
+    Case("photo-mask-of-the-unturned-photo", _turned_photo_unturned_mask,
+         r"^Error: mask .*damage\.png is 256x220 pixels, but .*turned\.jpg is 220x256: .*"
+         r"turned by its EXIF orientation: draw the mask on the upright photo\)$",
+         check=_nothing_written),
+    Case("photo-mask-all-black", _photo_mask_all_black,
+         r"^Error: mask .*damage\.png has no known pixel: it is all black"),
+    Case("photo-without-a-mask-in-the-folder", _photo_missing_from_masks_folder,
+         r"^Error: no mask for image .*other\.png in .*masks"),
+    Case("photo-jpeg-quality-out-of-range",
+         lambda tmp, env: _photo(tmp) is None or
+         env.complete(tmp / "photo.png", "--format", "jpg", "--quality", "0"),
+         r"^Error: Invalid value for '--quality'", status=2),
+    Case("photo-strict-and-input-photo",
+         lambda tmp, env: _photo(tmp) is None or
+         env.complete(tmp / "photo.png", "--input", "photo", "--strict", "--out", tmp / "out"),
+         r"^Error: --strict refuses images that are not the model's size, --input photo "
+         r"repairs every image at its own size: choose one$"),
+    Case("photo-unknown-input-mode",
+         lambda tmp, env: _photo(tmp) is None or
+         env.complete(tmp / "photo.png", "--input", "scan"),
+         r"^Error: Invalid value for '--input'", status=2),
+]
+
+# ---------------------------------------------------------------------------------------- serve
+# Each row fails before the server starts (a row that started it would wait for Ctrl-C); the
+# page's own bad uploads are in test_app.py.
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_held_ports = []  # sockets that keep a port taken until the row's check releases them
+
+
+def _serve_on_a_taken_port(tmp, env):
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    _held_ports.append(taken)
+    return ["serve", "--checkpoint-dir", env.model, "--port", taken.getsockname()[1]]
+
+
+def _release_ports(tmp):
+    while _held_ports:
+        _held_ports.pop().close()
+
+
+SERVE_CASES = [
+    Case("serve-port-taken", _serve_on_a_taken_port,
+         r"^Error: cannot serve on 127\.0\.0\.1:\d+ \(--port\): Address already in use$",
+         check=_release_ports),
+    Case("serve-no-model-there", lambda tmp, env: ["serve", "--checkpoint-dir", tmp / "nope",
+                                                   "--port", _free_port()],
+         r"^Error: .*nope holds no trained model"),
+    Case("serve-queue-of-none", lambda tmp, env: ["serve", "--queue-size", "0"],
+         r"^Error: Invalid value for '--queue-size'", status=2),
+    Case("serve-no-megapixels", lambda tmp, env: ["serve", "--max-megapixels", "0"],
+         r"^Error: Invalid value for '--max-megapixels'", status=2),
+]
+
+# -------------------------------------------------------- several devices, machines, shards
+def _face_in(tmp, env, *names):
+    for name in names:
+        write_image(tmp / name, env.face(0))
+    return [tmp / name for name in names]
+
+
+def _nothing_written(folder):
+    def check(tmp):
+        assert not (tmp / folder).exists() or not any((tmp / folder).iterdir())
+    return check
+
+
+DISTRIBUTE_CASES = [
+    Case("train-devices-without-mirrored",
+         lambda tmp, env: _train(env, tmp / "ck", "--devices", "GPU:0"),
+         r"^Error: --devices needs --distribute mirrored \(it names the devices that share each "
+         r"batch\), not 'none'$"),
+    Case("train-devices-not-devices",
+         lambda tmp, env: _train(env, tmp / "ck", "--distribute", "mirrored", "--devices",
+                                 "TPU:0"),
+         r"^Error: --devices must be a comma-separated list of devices like GPU:0,GPU:1: "
+         r"'TPU:0' is not a device name"),
+    Case("train-multiworker-without-tf-config",
+         lambda tmp, env: _train(env, tmp / "ck", "--distribute", "multiworker"),
+         r"^Error: --distribute multiworker needs the TF_CONFIG environment variable",
+         check=_nothing_written("ck")),
+    Case("complete-shard-past-the-end",
+         lambda tmp, env: env.complete(*_face_in(tmp, env, "a.png"), "--shard", "4/3",
+                                       "--out", tmp / "out"),
+         r"^Error: --shard must be K/N, the K-th of N slices of the inputs with 1 <= K <= N "
+         r"\(as 2/3\), not '4/3'$", status=1, check=_nothing_written("out")),
+    Case("complete-shard-same-names",
+         lambda tmp, env: env.complete(*_face_in(tmp, env, "a/x.png", "b/x.png"),
+                                       "--shard", "1/2", "--out", tmp / "out"),
+         r"^Error: with --shard every input needs outputs of its own name: rename .*b.x\.png",
+         check=_nothing_written("out")),
+    Case("complete-mirrored-on-a-missing-gpu",
+         lambda tmp, env: env.complete(*_face_in(tmp, env, "a.png"), "--distribute", "mirrored",
+                                       "--devices", "GPU:63", "--out", tmp / "out"),
+         r"^Error: --devices names GPU:63, but this machine has (no GPU|\d+ GPU\(s\))$",
+         check=_nothing_written("out")),
+]
+
+CASES = COMPLETE_CASES + TRAIN_CASES + ALIGN_CASES + OTHER_CASES + PHOTO_CASES + SERVE_CASES \
+    + DISTRIBUTE_CASES
 
 
 @pytest.fixture

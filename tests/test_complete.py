@@ -189,7 +189,10 @@ def test_cli_errors_are_one_line(tiny_model_dir, faces, tmp_path):
                                  str(tmp_path / "big.png"), "--checkpoint-dir",
                                  str(tiny_model_dir), "--out", str(tmp_path / "o")])
     assert wrong.exit_code == 1 and "is 32x32 pixels" in wrong.output
-    assert len(wrong.output.strip().splitlines()) == 1
+    # one error line (besides the note that this model has no encoder), no traceback
+    assert [line for line in wrong.output.splitlines() if not line.startswith("note:")] == [
+        line for line in wrong.output.splitlines() if line.startswith("Error:")]
+    assert len(wrong.output.strip().splitlines()) == 2
 
 
 def test_cli_completes_and_says_where(tiny_model_dir, faces, tmp_path):
@@ -197,7 +200,7 @@ def test_cli_completes_and_says_where(tiny_model_dir, faces, tmp_path):
     write_image(tmp_path / "big.png", np.repeat(np.repeat(faces[1], 2, 0), 2, 1))
     result = CliRunner().invoke(main, ["complete", str(tmp_path / "a.png"),
                                        str(tmp_path / "big.png"), "--mask", "scratches",
-                                       "--iterations", "5", "--checkpoint-dir",
+                                       "--input", "crop", "--iterations", "5", "--checkpoint-dir",
                                        str(tiny_model_dir), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     assert "completed 2 image(s)" in result.output and "1 image(s) were not 16x16" in result.output
@@ -205,3 +208,13 @@ def test_cli_completes_and_says_where(tiny_model_dir, faces, tmp_path):
                                        "--checkpoint-dir", str(tiny_model_dir),
                                        "--out", str(tmp_path / "o2")])
     assert strict.exit_code == 1 and "without --strict it would be resized" in strict.output
+
+
+def test_precision_default_is_auto_bfloat16_where_the_cpu_has_it(tiny_model_dir):
+    """The README: complete, evaluate and demo run mixed bfloat16 on CPUs with native bfloat16
+    (AVX512-BF16 or AMX) and no GPU, float32 elsewhere."""
+    assert CompleteOptions().precision == "auto"
+    flags = open("/proc/cpuinfo").read()
+    expected = "mixed_bfloat16" if "avx512_bf16" in flags or "amx_bf16" in flags else "float32"
+    completer = Completer.from_checkpoint(tiny_model_dir, CompleteOptions())
+    assert completer.generator.layers[0].dtype_policy.name == expected

@@ -1,0 +1,554 @@
+"""``dcgan-complete serve``: a local web page to paint the damage on a face and watch it fill.
+
+The page is a Gradio app (the optional ``app`` extra): upload a face or pick a sample, paint over
+the damage with Gradio's own brush (or pick a mask kind), press Complete.  While the search runs
+the page shows the iteration, the loss and the completion as it forms (every ``out_interval``
+iterations); then masked | completed | G(z) side by side, and the repaired PNG and the GIF of the
+search to download.  An "Advanced" section holds the search options.
+
+It runs offline: no CDN, no analytics, no share link.  Requests queue: ``concurrency`` searches
+run at once (one by default), ``queue_size`` more wait and are told their place, and one more is
+told that the queue is full.  A bad upload (not an image, empty, too large, a mask that covers
+nothing) gets a one-line message on the page and the server keeps serving.  :func:`serve` keeps
+every file in one temporary folder, removed when the server stops.
+
+Example
+-------
+>>> from dcgan_complete.complete import load_completer
+>>> from dcgan_complete.app import build_app
+>>> build_app(load_completer()).launch()   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import os
+import queue
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dcgan_complete import images as imgs
+from dcgan_complete import masks as mask_lib
+from dcgan_complete.complete import write_outputs
+from dcgan_complete.demo import samples_dir
+from dcgan_complete.errors import DcganError, OptionError
+from dcgan_complete.files import display_name
+from dcgan_complete.options import OPTIMIZERS, CompleteOptions, MaskOptions, ServeOptions
+from dcgan_complete.search import Completer
+
+APP_EXTRA = "pip install 'dcgan-complete[app]'"
+TITLE = "dcgan-complete"
+
+# The mask menu: the brush alone, or a kind whose holes are added to the brush strokes (not
+# "full", which has none, nor "lowres", whose mask is coarser than the image).
+BRUSH_ONLY = "brush strokes only"
+PAGE_MASK_KINDS = tuple(k for k in mask_lib.MASK_KINDS if k not in ("full", "lowres"))
+
+# A pixel is known only where (almost) no paint touched it: the soft edge of a stroke is damage.
+# Uploaded mask layers follow the same rule (white = known, black = fill).
+PAINT_THRESHOLD = 250
+
+# What one request may ask for, so that one user cannot hold the server for hours.
+MAX_ITERATIONS = 5000
+MAX_RESTARTS = 16
+
+# The results are shown this tall, in pixels, without smoothing: the model's pixels as they are.
+RESULT_HEIGHT = 240
+PAGE_CSS = (".result img { width: 100%; height: 100%; object-fit: contain; "
+            "image-rendering: pixelated; }")
+
+# The search options as the page's form names them (in its messages).
+FORM_LABELS = {"lam": "lambda", "optimizer": "optimiser"}
+
+# How many compiled searches (one per distinct set of search options) stay in memory.
+KEEP_SEARCHES = 4
+
+
+class UploadError(DcganError):
+    """A request the page cannot work on; the message is shown on the page as it is."""
+
+
+def import_gradio():
+    """Import Gradio with everything that would reach the network switched off.
+
+    Raises
+    ------
+    DcganError
+        When Gradio is not installed, naming the extra that brings it.
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        import gradio
+    except ImportError:
+        raise DcganError(f"the web page needs Gradio: {APP_EXTRA}") from None
+    return gradio
+
+
+# ------------------------------------------------------------------------------------ uploads
+def _upload_path(file):
+    """The server-side path of an uploaded file: Gradio's FileData (a dict) or a plain path."""
+    if isinstance(file, dict):
+        return file.get("path"), file.get("orig_name") or Path(file.get("path") or "").name
+    if isinstance(file, (str, os.PathLike)):
+        return str(file), Path(file).name
+    return None, None
+
+
+def read_upload(file, max_megapixels=ServeOptions.max_megapixels):
+    """Read an uploaded image as uint8 RGB, refusing what the page cannot use.
+
+    Parameters
+    ----------
+    file : dict (Gradio FileData) or path
+    max_megapixels : float
+        Larger images are refused from their header, before they are decoded.
+
+    Returns
+    -------
+    image : uint8 array (H, W, 3)
+    name : str
+        The name the user's file had (not the server's temporary one).
+
+    Raises
+    ------
+    UploadError
+        With a message that names the user's file, never a server path.
+    """
+    from PIL import Image
+
+    path, name = _upload_path(file)
+    if not path:
+        raise UploadError("upload a face first (or pick a sample below the editor)")
+    shown = display_name(name)
+    if os.path.getsize(path) == 0:
+        raise UploadError(f"{shown} is empty (0 bytes)")
+    try:
+        with Image.open(path) as header:  # reads the size, not the pixels
+            width, height = header.size
+    except Exception:  # Pillow raises many types for what it cannot open
+        width = height = 0
+    if width * height > max_megapixels * 1e6:
+        raise UploadError(f"{shown} is too large: {width}x{height} is "
+                          f"{width * height / 1e6:.0f} megapixels; the page takes up to "
+                          f"{max_megapixels:g}")
+    try:
+        image = imgs.read_image(path)
+    except imgs.ImageReadError as exc:
+        raise UploadError(str(exc).replace(display_name(path), shown)) from None
+    return image, name
+
+
+def painted_known(layers, shape, max_megapixels=ServeOptions.max_megapixels):
+    """Where no brush stroke is: a bool array of ``shape`` (H, W), True = known pixel.
+
+    ``layers`` are the editor's layers: images whose transparent or white pixels are known and
+    whose painted (dark) pixels are to fill; an uploaded white/black mask works the same way.
+    """
+    known = np.ones(shape, bool)
+    for layer in layers or ():
+        pixels, name = read_upload(layer, max_megapixels)
+        if pixels.shape[:2] != shape:
+            raise UploadError(f"the mask {display_name(name)} is {pixels.shape[1]}x"
+                              f"{pixels.shape[0]}, the image {shape[1]}x{shape[0]}")
+        known &= pixels.astype(np.float32).mean(axis=2) >= PAINT_THRESHOLD
+    return known
+
+
+@dataclasses.dataclass
+class PageInput:
+    """One request, ready for the search: the face at the model's size and its mask."""
+
+    image: np.ndarray   # uint8 (S, S, 3)
+    mask: np.ndarray    # float32 (S, S), 1 = known
+    name: str           # for the downloads
+    note: str = ""      # what was done to the upload, for the page
+
+
+def to_model_input(image, known, size):
+    """The face and its known pixels at the model's size, and a note on what was done.
+
+    This is the one place where an upload meets the model.  Until the photo pipeline (issue
+    "Photo in, photo out") exists, an image of another size is centre-cropped and resized like
+    ``complete --input crop``; the photo pipeline will take its place here, repairing a photo at
+    its own size.  A model pixel counts as known only if no paint reached any part of it.
+    """
+    if image.shape[:2] == (size, size):
+        return image, known.astype(np.float32), ""
+    height, width = image.shape[:2]
+    known_gray = np.repeat((known * 255).astype(np.uint8)[..., None], 3, axis=2)
+    resized_known = imgs.center_crop_resize(known_gray, size)[..., 0] >= PAINT_THRESHOLD
+    note = (f"Your image is {width}x{height}: the model completes {size}x{size} aligned faces, "
+            f"so its centre square was resized to {size}x{size}. For best results upload a "
+            "face cropped by `dcgan-complete align`.")
+    return imgs.center_crop_resize(image, size), resized_known.astype(np.float32), note
+
+
+def prepare_input(editor, kind, size, seed=None, max_megapixels=ServeOptions.max_megapixels,
+                  mask_options: MaskOptions | None = None):
+    """Turn the editor's value (background + brush layers) and the mask menu into a PageInput.
+
+    Raises
+    ------
+    UploadError
+        For a missing or unreadable upload, a mask that covers nothing or everything.
+    """
+    editor = editor or {}
+    if not isinstance(editor, dict):  # a plain image (path) from the API: no strokes
+        editor = {"background": editor}
+    image, name = read_upload(editor.get("background"), max_megapixels)
+    known = painted_known(editor.get("layers"), image.shape[:2], max_megapixels)
+    image, mask, note = to_model_input(image, known, size)
+    if kind not in (None, "", BRUSH_ONLY):
+        if kind not in PAGE_MASK_KINDS:
+            raise UploadError(f"unknown mask {kind!r}; choose {BRUSH_ONLY} or one of "
+                              f"{', '.join(PAGE_MASK_KINDS)}")
+        params = (mask_options or MaskOptions()).params()
+        mask = mask * mask_lib.make_mask(kind, size, rng=seed, **params)
+    if mask.min() >= 0.5:
+        raise UploadError("nothing to fill: paint over the damage with the brush, or choose a "
+                          "mask kind")
+    if mask.max() < 0.5:
+        raise UploadError("the mask covers the whole face: leave some of it unpainted")
+    stem = re.sub(r"[^\w.-]+", "_", Path(name).stem)[:40] or "face"
+    if stem == "background":  # the editor's own name for its canvas
+        stem = "face"
+    return PageInput(image, mask, f"{stem}-completed", note)
+
+
+# ----------------------------------------------------------------------------------- searching
+class LiveCompleter(Completer):
+    """A Completer that lets its progress callback see the search's current state, so the page
+    can show the completion as it forms.  The state is kept per thread: several searches may
+    share one LiveCompleter."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._live = threading.local()
+
+    def search(self, state, targets, iterations):
+        self._live.state = super().search(state, targets, iterations)
+        return self._live.state
+
+    def current_paste(self, image, mask):
+        """G(z) of the current first start pasted into the holes of ``image`` (no blending:
+        cheap enough to show every chunk)."""
+        z = self._live.state.z[:1]
+        generated = imgs.to_uint8(self.generator(z, training=False).numpy()[0])
+        return np.where(mask[..., None] >= 0.5, image, generated)
+
+
+class Searches:
+    """The compiled searches of one model, one per distinct set of search options.
+
+    A search's options are compiled into its TensorFlow graph, so a request with other options
+    needs a Completer of its own; the last ``keep`` are kept to spare a retrace.
+    """
+
+    def __init__(self, completer: Completer, keep=KEEP_SEARCHES):
+        self.base = completer
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._cache = {}
+
+    def options(self, **changes):
+        """The base completer's options with ``changes``; raises UploadError when invalid."""
+        try:
+            return dataclasses.replace(self.base.options, **changes)
+        except OptionError as exc:
+            raise UploadError(exc.format(lambda name: FORM_LABELS.get(name, name))) from None
+
+    def get(self, options: CompleteOptions) -> LiveCompleter:
+        key = dataclasses.astuple(options)
+        with self._lock:
+            if key not in self._cache:
+                if len(self._cache) >= self.keep:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[key] = LiveCompleter(
+                    self.base.generator, self.base.discriminator,
+                    dataclasses.replace(options, init=self.base.init),
+                    getattr(self.base, "encoder", None))
+            return self._cache[key]
+
+
+class _Stopped(Exception):
+    """The page went away (Stop, closed tab): the search ends at its next chunk."""
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where a search stands, after a chunk of iterations."""
+
+    iterations: int
+    total: int
+    loss: float
+    preview: np.ndarray  # uint8 (S, S, 3): the completion as it stands
+
+
+def search_live(completer: LiveCompleter, page: PageInput, stop: threading.Event):
+    """Run the search for one face in a thread of its own; yield a :class:`Progress` after
+    every ``out_interval`` iterations and the CompletionResult last.
+
+    Closing the generator (the page went away) or setting ``stop`` ends the search at its next
+    chunk.
+    """
+    events = queue.Queue()
+    total = completer.options.iterations
+    done = 0
+
+    def progress(images_done, loss, iterations):
+        nonlocal done
+        if stop.is_set():
+            raise _Stopped()
+        done += iterations
+        if not images_done:  # the last call comes with the result itself
+            events.put(Progress(min(done, total), total, loss,
+                                completer.current_paste(page.image, page.mask)))
+
+    def work():
+        try:
+            events.put(completer.complete(page.image[None], [page.mask], frames=True,
+                                          progress=progress))
+        except BaseException as exc:  # handed to the page's thread, raised there
+            events.put(exc)
+
+    thread = threading.Thread(target=work, name="dcgan-complete-search", daemon=True)
+    thread.start()
+    try:
+        while True:
+            event = events.get()
+            if isinstance(event, _Stopped):
+                return
+            if isinstance(event, BaseException):
+                raise event
+            yield event
+            if not isinstance(event, Progress):
+                return
+    finally:
+        stop.set()
+
+
+# ---------------------------------------------------------------------------------------- page
+def _as_number(value, name, kind=int, default=None):
+    """A form field's value (raw JSON: the page sends numbers, an API caller anything)."""
+    if value is None or value == "":
+        return default
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise UploadError(f"{name} must be a number, not {value!r}") from None
+    if kind is int and number != float(value):
+        raise UploadError(f"{name} must be a whole number, not {value!r}")
+    return number
+
+
+def _status(text, note=""):
+    return text + (f"\n\n*{note}*" if note else "")
+
+
+def build_app(completer: Completer, options: ServeOptions | None = None,
+              mask_options: MaskOptions | None = None, work_dir=None):
+    """The web page for ``completer``, as a Gradio Blocks app (not launched).
+
+    Parameters
+    ----------
+    completer : Completer
+        The model; its options are the Advanced section's defaults.
+    options : ServeOptions
+        Concurrency, queue size and the upload limits.
+    mask_options : MaskOptions
+        Parameters of the mask kinds (center's scale, random's fraction).
+    work_dir : path, optional
+        Where each request's files are written (and removed once sent); default: the system's
+        temporary folder.
+
+    Returns
+    -------
+    gradio.Blocks
+        Queued; call ``.launch()`` (see :func:`launch_options` for the offline settings).
+    """
+    gr = import_gradio()
+    options = options or ServeOptions()
+    searches = Searches(completer)
+    size = completer.size
+    base = completer.options
+    work_dir = Path(work_dir or tempfile.gettempdir())
+
+    def complete(editor, kind, iterations, lam, restarts, seed, optimizer):
+        try:
+            seed = _as_number(seed, "seed")
+            page = prepare_input(editor, kind, size, seed, options.max_megapixels, mask_options)
+            search_options = searches.options(
+                iterations=_as_number(iterations, "iterations", default=base.iterations),
+                lam=_as_number(lam, "lambda", float, default=base.lam),
+                restarts=_as_number(restarts, "restarts", default=base.restarts),
+                seed=seed, optimizer=optimizer or base.optimizer)
+            if search_options.iterations > MAX_ITERATIONS or \
+                    search_options.restarts > MAX_RESTARTS:
+                raise UploadError(f"the page runs at most {MAX_ITERATIONS} iterations and "
+                                  f"{MAX_RESTARTS} restarts")
+        except UploadError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        live = searches.get(search_options)
+        masked = live.masked(page.image[None], [page.mask])[0]
+        yield (_status("Starting the search…", page.note), masked, None, None, None)
+        stop = threading.Event()
+        out_dir = Path(tempfile.mkdtemp(prefix="request-", dir=work_dir))
+        try:
+            result = None
+            for event in search_live(live, page, stop):
+                if isinstance(event, Progress):
+                    yield (_status(f"Searching: iteration {event.iterations} of {event.total}, "
+                                   f"loss {event.loss:.1f}", page.note),
+                           gr.skip(), event.preview, gr.skip(), gr.skip())
+                else:
+                    result = event
+            if result is None:
+                return
+            write_outputs(out_dir, [page.name], page.image[None], result, gif=True)
+            downloads = [str(out_dir / f"{page.name}.png"), str(out_dir / f"{page.name}.gif")]
+            yield (_status(f"Done: {result.iterations_run} iterations in "
+                           f"{result.seconds:.1f} s, loss {float(result.loss[0]):.1f}.",
+                           page.note),
+                   result.masked[0], result.completed[0], result.generated[0], downloads)
+        finally:
+            stop.set()
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+    samples = samples_dir()
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown(f"## {TITLE}: fill in the damaged parts of a face\n"
+                    "Upload a face (or pick a sample), paint over the damage, press "
+                    "**Complete**. The model fills what you painted, and nothing else.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                editor = gr.ImageMask(
+                    label=f"Face ({size}x{size} aligned crops; others are centre-cropped): "
+                          "paint over the damage",
+                    type="filepath", image_mode="RGBA", format="png",
+                    sources=["upload", "clipboard"],
+                    transforms=(), layers=False, elem_id="editor",
+                    brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=6))
+                kind = gr.Dropdown([BRUSH_ONLY, *PAGE_MASK_KINDS], value=BRUSH_ONLY,
+                                   label="Damage", elem_id="mask-kind",
+                                   info="Your strokes, plus the holes of a mask kind if you "
+                                        "choose one (random kinds follow the seed).")
+                with gr.Row():
+                    run = gr.Button("Complete", variant="primary", elem_id="complete")
+                    cancel = gr.Button("Stop", elem_id="stop")
+                with gr.Accordion("Advanced: the search", open=False):
+                    iterations = gr.Slider(10, MAX_ITERATIONS, value=base.iterations, step=10,
+                                           label="Iterations", elem_id="iterations")
+                    lam = gr.Number(base.lam, label="Lambda (weight of the discriminator's "
+                                                    "say)", minimum=0)
+                    restarts = gr.Slider(1, MAX_RESTARTS, value=base.restarts, step=1,
+                                         label="Restarts (the lowest loss wins)")
+                    seed = gr.Number(base.seed, precision=0,
+                                     label="Seed (clear it for a different result every time)")
+                    optimizer = gr.Radio(list(OPTIMIZERS), value=base.optimizer,
+                                         label="Optimiser")
+                if samples is not None:
+                    gr.Examples([[str(p)] for p in imgs.find_images(samples, recursive=False)],
+                                inputs=[editor], label="Sample faces")
+            with gr.Column(scale=1):
+                status = gr.Markdown("Waiting for a face.", elem_id="status")
+                with gr.Row():
+                    masked, completed, generated = (
+                        gr.Image(label=label, format="png", interactive=False, height=RESULT_HEIGHT,
+                                 buttons=["download", "fullscreen"], elem_id=elem_id,
+                                 elem_classes=["result"])
+                        for label, elem_id in (("Masked", "masked"), ("Completed", "completed"),
+                                               ("G(z)", "generated")))
+                downloads = gr.File(label="Downloads: the completed PNG and the search as a GIF",
+                                    file_count="multiple", interactive=False,
+                                    elem_id="downloads")
+        event = run.click(complete, [editor, kind, iterations, lam, restarts, seed, optimizer],
+                          [status, masked, completed, generated, downloads],
+                          api_name="complete", preprocess=False, show_progress="minimal",
+                          show_progress_on=[status])
+        cancel.click(None, cancels=[event])
+    return app.queue(default_concurrency_limit=options.concurrency, max_size=options.queue_size)
+
+
+def launch_options(options: ServeOptions, work_dir=None):
+    """The keyword arguments of ``Blocks.launch`` for a page that stays on this machine: no
+    share link, no server-side rendering (it needs Node), the upload limit."""
+    return dict(server_name=options.host, server_port=options.port, share=False, css=PAGE_CSS,
+                ssr_mode=False, pwa=False, mcp_server=False, quiet=True, show_error=False,
+                max_file_size=f"{options.max_upload_mb}mb", prevent_thread_lock=True,
+                allowed_paths=[str(work_dir)] if work_dir else None)
+
+
+def check_port(host, port):
+    """Refuse a port that another program already holds, before the model is loaded."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise OptionError("port", f"cannot serve on {host}:{port} ({{port}}): "
+                                  f"{exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def _gradio_files_in(folder):
+    """Gradio keeps uploads and outputs where GRADIO_TEMP_DIR says when its parts are made."""
+    saved = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = saved
+
+
+def serve(completer: Completer, options: ServeOptions | None = None,
+          mask_options: MaskOptions | None = None, ready=None):
+    """Serve the page until Ctrl-C or SIGTERM (KeyboardInterrupt, raised again afterwards).
+
+    Every file (uploads, results) lives in one temporary folder, removed when the server stops.
+
+    Parameters
+    ----------
+    ready : callable(url, temp_folder), optional
+        Called once the page is up.
+    """
+    options = options or ServeOptions()
+    check_serving(options, port=False)
+    with tempfile.TemporaryDirectory(prefix="dcgan-complete-serve-") as temp, \
+            _gradio_files_in(temp):
+        import_gradio()  # after GRADIO_TEMP_DIR is set: some of its folders are fixed on import
+        app = build_app(completer, options, mask_options, work_dir=temp)
+        app.launch(**launch_options(options, temp))
+        try:
+            if ready is not None:
+                ready(app.local_url, temp)
+            while True:
+                time.sleep(3600)
+        finally:
+            app.close()
+
+
+def check_serving(options: ServeOptions, port=True):
+    """What can be checked before the model is loaded: Gradio is installed (without importing
+    it), the port is free."""
+    try:
+        found = importlib.util.find_spec("gradio") is not None
+    except ValueError:  # an entry of None in sys.modules: imports of it are blocked
+        found = False
+    if not found:
+        raise DcganError(f"the web page needs Gradio: {APP_EXTRA}")
+    if port:
+        check_port(options.host, options.port)

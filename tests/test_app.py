@@ -1,0 +1,466 @@
+"""The web page of ``dcgan-complete serve``, used as a person and a program would.
+
+- through ``gradio_client`` (the page's API): a face and a mask in, a completion out whose known
+  pixels are the input's; the progress streamed before it; bad uploads answered with a message;
+- under load: 20 requests from 4 clients against a bounded queue, every one answered or told
+  the queue is full, none lost;
+- in a real browser (Debian's chromium driven by Playwright): ``serve`` started as a process,
+  a sample face uploaded, a stroke painted, Complete pressed, the result checked, screenshots
+  kept.  Without a chromium the browser tests are skipped, saying so; under CI they fail.
+
+Every server here runs on the loopback on a port the system chose, with the tiny model of
+conftest (16 px), except the README's screenshot, which shows the bundled model.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from dcgan_complete import images as imgs
+from dcgan_complete.cli import main
+from dcgan_complete.demo import samples_dir
+from dcgan_complete.images import read_image, write_image
+from dcgan_complete.options import CompleteOptions, ServeOptions
+
+from conftest import make_faces
+
+gradio_client = pytest.importorskip("gradio_client", reason="the app extra is not installed")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from dcgan_complete.app import BRUSH_ONLY, build_app, launch_options  # noqa: E402
+
+# Gradio's queue statistics use pandas options that pandas 3 deprecates: noise, not ours
+pytestmark = [pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting'"),
+              pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
+
+REPO = Path(__file__).resolve().parent.parent
+SEARCH = dict(iterations=40, out_interval=10, seed=0)  # a few previews, in well under a second
+# every value of the page's form after the editor and the mask menu, in order
+FORM = dict(iterations=40, lam=0.1, restarts=1, seed=0, optimizer="momentum")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running(app, options, work_dir=None):
+    """Launch ``app`` in this process on the loopback; yield its URL."""
+    app.launch(**launch_options(options, work_dir))
+    try:
+        yield app.local_url
+    finally:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def completer(tiny_model_dir):
+    from dcgan_complete.complete import load_completer
+
+    return load_completer(tiny_model_dir, CompleteOptions(init="random", **SEARCH))
+
+
+@pytest.fixture(scope="module")
+def page(completer, tmp_path_factory):
+    """The page of the tiny model, served in this process; yields (url, work folder)."""
+    work = tmp_path_factory.mktemp("work")
+    options = ServeOptions(port=free_port(), max_upload_mb=1, max_megapixels=4)
+    with running(build_app(completer, options, work_dir=work), options, work) as url:
+        yield url, work
+
+
+@pytest.fixture
+def client(page, tmp_path):
+    return Client(page[0], verbose=False, download_files=str(tmp_path / "downloads"))
+
+
+def _face_and_stroke(tmp_path, k=0):
+    """A 16 px face and a brush layer like the editor's: black paint on transparent, a bar
+    across the middle rows."""
+    face = make_faces(k + 1, 16, seed=5)[k]
+    layer = np.zeros((16, 16, 4), np.uint8)
+    layer[6:10, 3:13] = (0, 0, 0, 255)
+    write_image(tmp_path / "face.png", face)
+    Image.fromarray(layer, "RGBA").save(tmp_path / "stroke.png")
+    return face, tmp_path / "face.png", tmp_path / "stroke.png"
+
+
+def _editor(background, *layers):
+    return {"background": handle_file(str(background)),
+            "layers": [handle_file(str(p)) for p in layers], "composite": None, "id": None}
+
+
+def _complete(client, editor, kind=BRUSH_ONLY, **form):
+    return client.predict(editor, kind, *{**FORM, **form}.values(), api_name="/complete")
+
+
+# ------------------------------------------------------------------------------------------ API
+def test_api_fills_the_painted_pixels_and_keeps_the_others(client, tmp_path):
+    face, face_png, stroke_png = _face_and_stroke(tmp_path)
+    status, masked, completed, generated, downloads = _complete(
+        client, _editor(face_png, stroke_png))
+    completed, masked = read_image(completed), read_image(masked)
+    hole = np.zeros((16, 16), bool)
+    hole[6:10, 3:13] = True
+    assert completed.shape == (16, 16, 3) and read_image(generated).shape == (16, 16, 3)
+    assert np.array_equal(completed[~hole], face[~hole])      # known pixels untouched
+    assert not np.array_equal(completed[hole], face[hole])    # the stroke was filled
+    assert np.array_equal(masked[~hole], face[~hole]) and (np.ptp(masked[hole], axis=0) <= 1).all()
+    assert status.startswith("Done: 40 iterations")
+    assert [Path(p).name for p in downloads] == ["face-completed.png", "face-completed.gif"]
+    assert np.array_equal(read_image(downloads[0]), completed)
+    with Image.open(downloads[1]) as gif:
+        assert gif.n_frames == 1 + 40 // 10  # the masked input, then every 10 iterations
+
+
+def test_api_mask_kind_adds_its_holes_and_follows_the_seed(client, tmp_path):
+    face, face_png, _ = _face_and_stroke(tmp_path)
+    first = read_image(_complete(client, _editor(face_png), "center")[2])
+    again = read_image(_complete(client, _editor(face_png), "center")[2])
+    assert np.array_equal(first, again)  # same seed, same search
+    assert np.array_equal(first[:4], face[:4]) and not np.array_equal(first[6:10, 6:10],
+                                                                        face[6:10, 6:10])
+
+
+def test_api_streams_the_completion_as_it_forms(client, tmp_path):
+    face, face_png, stroke_png = _face_and_stroke(tmp_path)
+    job = client.submit(_editor(face_png, stroke_png), BRUSH_ONLY, *FORM.values(),
+                        api_name="/complete")
+    outputs = list(job)
+    statuses = [out[0] for out in outputs]
+    searching = [s for s in statuses if s.startswith("Searching")]
+    assert [re.search(r"iteration (\d+) of 40", s).group(1) for s in searching] == \
+        ["10", "20", "30", "40"], statuses
+    assert statuses[-1].startswith("Done")
+    preview = read_image(next(out[2] for out in outputs if out[0].startswith("Searching")))
+    keep = np.ones((16, 16), bool)
+    keep[6:10, 3:13] = False
+    assert np.array_equal(preview[keep], face[keep])
+
+
+def test_api_resizes_another_size_and_says_so(client, tmp_path):
+    sample = sorted(samples_dir().glob("*.png"))[0]
+    status, masked, completed, _, _ = _complete(client, _editor(sample), "center")
+    expected = imgs.center_crop_resize(read_image(sample), 16)
+    assert "Your image is 64x64" in status and "resized to 16x16" in status
+    assert np.array_equal(read_image(completed)[:4], expected[:4])
+
+
+def _not_an_image(tmp):
+    (tmp / "notes.png").write_text("these are my notes, not a picture")
+    return _editor(tmp / "notes.png")
+
+
+def _empty(tmp):
+    (tmp / "empty.png").write_bytes(b"")
+    return _editor(tmp / "empty.png")
+
+
+def _too_many_pixels(tmp):
+    Image.new("L", (10000, 5000)).save(tmp / "huge.png")  # 50 megapixels, a small file
+    return _editor(tmp / "huge.png")
+
+
+def _unpainted(tmp):
+    write_image(tmp / "face.png", make_faces(1, 16)[0])
+    Image.new("RGBA", (16, 16)).save(tmp / "layer.png")
+    return _editor(tmp / "face.png", tmp / "layer.png")
+
+
+def _all_painted(tmp):
+    write_image(tmp / "face.png", make_faces(1, 16)[0])
+    Image.new("RGBA", (16, 16), (0, 0, 0, 255)).save(tmp / "layer.png")
+    return _editor(tmp / "face.png", tmp / "layer.png")
+
+
+def _no_image(tmp):
+    return {"background": None, "layers": [], "composite": None, "id": None}
+
+
+def _painted(tmp):
+    return _editor(*_face_and_stroke(tmp)[1:])
+
+
+BAD_UPLOADS = [
+    ("not-an-image", _not_an_image, {},
+     r"^cannot read notes\.png: not an image \(no known image format\)$"),
+    ("zero-bytes", _empty, {}, r"^empty\.png is empty \(0 bytes\)$"),
+    ("50-megapixels", _too_many_pixels, {},
+     r"^huge\.png is too large: 10000x5000 is 50 megapixels; the page takes up to 4$"),
+    ("mask-covers-nothing", _unpainted, {}, r"^nothing to fill: paint over the damage"),
+    ("mask-covers-everything", _all_painted, {}, r"^the mask covers the whole face"),
+    ("no-image", _no_image, {}, r"^upload a face first"),
+    ("too-many-iterations", _painted, {"iterations": 10 ** 6},
+     r"^the page runs at most 5000 iterations"),
+    ("bad-lambda", _painted, {"lam": -1}, r"^lambda must be in \[0, inf\), not -1"),
+]
+
+
+@pytest.mark.parametrize("name, make, form, message", BAD_UPLOADS,
+                         ids=[case[0] for case in BAD_UPLOADS])
+def test_bad_upload_gets_a_message_and_the_server_keeps_serving(client, tmp_path, name, make,
+                                                                form, message):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(Exception) as caught:
+        _complete(client, make(tmp_path / "in"), **form)
+    text = str(caught.value)
+    assert re.search(message, text), text
+    assert "Traceback" not in text and "/tmp" not in text  # no server path or internals shown
+    face, face_png, stroke_png = _face_and_stroke(tmp_path)
+    assert _complete(client, _editor(face_png, stroke_png))[0].startswith("Done")
+
+
+def test_an_upload_over_the_size_limit_is_refused_before_it_is_read(page, tmp_path):
+    """gradio_client checks the limit itself; the server must refuse it from anyone else."""
+    import httpx
+
+    big = os.urandom(2 * 2 ** 20)  # the page takes 1 MB here
+    response = httpx.post(page[0] + "gradio_api/upload",
+                          files={"files": ("big.png", big, "image/png")}, timeout=30)
+    assert response.status_code == 413, response.text
+    assert "exceeded maximum allowed size" in response.text
+    assert not [p for p in Path(page[1]).rglob("big.png")]
+
+
+def test_the_page_keeps_no_file_of_a_request(page, client, tmp_path):
+    _, face_png, stroke_png = _face_and_stroke(tmp_path)
+    _complete(client, _editor(face_png, stroke_png))
+    assert list(Path(page[1]).iterdir()) == []  # the request's folder went once it was sent
+
+
+# ----------------------------------------------------------------------------------------- load
+def test_load_every_request_is_answered_or_told_to_wait(completer, tmp_path):
+    """20 requests from 4 clients, one search at a time, 2 may wait: each one ends in a
+    completion or in 'the queue is full'; the ones that waited were told their place."""
+    options = ServeOptions(port=free_port(), concurrency=1, queue_size=2)
+    faces = make_faces(4, 16, seed=11)
+    stroke = _face_and_stroke(tmp_path)[2]
+    outcomes, places = [], []
+    lock = threading.Lock()
+
+    def user(k, url):
+        write_image(tmp_path / f"face{k}.png", faces[k])
+        client = Client(url, verbose=False, download_files=str(tmp_path / f"d{k}"))
+        for _ in range(5):
+            job = client.submit(_editor(tmp_path / f"face{k}.png", stroke), BRUSH_ONLY,
+                                *FORM.values(), api_name="/complete")
+            seen = []
+            while not job.done():
+                seen.append(job.status().rank)
+                time.sleep(0.02)
+            try:
+                completed = read_image(job.result(timeout=60)[2])
+                kept = completed[:6]
+                outcome = "answered" if np.array_equal(kept, faces[k][:6]) else "wrong"
+            except Exception as exc:  # the queue was full: the client is told so
+                outcome = "queue full" if "queue is full" in str(exc).lower() else repr(exc)
+            with lock:
+                outcomes.append(outcome)
+                places.extend(r for r in seen if r is not None)
+
+    app = build_app(completer, options, work_dir=tmp_path)
+    with running(app, options) as url:
+        users = [threading.Thread(target=user, args=(k, url)) for k in range(4)]
+        started = time.perf_counter()
+        for t in users:
+            t.start()
+        for t in users:
+            t.join(timeout=150)
+        seconds = time.perf_counter() - started
+    counts = {o: outcomes.count(o) for o in set(outcomes)}
+    print(f"load: 20 requests from 4 clients in {seconds:.1f} s: {counts}; "
+          f"queue places told: {sorted(set(places))}")
+    assert len(outcomes) == 20, counts                            # none lost
+    assert set(counts) <= {"answered", "queue full"}, counts      # no error, no wrong answer
+    assert counts.get("answered", 0) >= 5
+    # the waiting users were told their place (0: next), never beyond the queue's 2 places
+    assert places and set(places) <= {0, 1} and 1 in places, places
+
+
+# ---------------------------------------------------------------------------------------- serve
+def test_serve_without_the_app_extra_says_which_to_install(tiny_model_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # as if it were not installed
+    result = CliRunner().invoke(main, ["serve", "--checkpoint-dir", str(tiny_model_dir),
+                                       "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == \
+        "Error: the web page needs Gradio: pip install 'dcgan-complete[app]'"
+
+
+def test_serve_on_every_address_warns_first(tiny_model_dir):
+    with socket.socket() as taken:  # the port is taken, so the server does not start
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        result = CliRunner().invoke(main, ["serve", "--checkpoint-dir", str(tiny_model_dir),
+                                           "--host", "0.0.0.0",
+                                           "--port", str(taken.getsockname()[1])])
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("warning: --host 0.0.0.0 lets anyone who can reach this machine")
+    assert re.match(r"Error: cannot serve on 0\.0\.0\.0:\d+ \(--port\)", lines[-1]), lines
+
+
+# -------------------------------------------------------------------------------------- browser
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+
+
+# the editor's placeholder is gone once it holds an image
+EDITOR_HAS_IMAGE = ("document.querySelector('#editor canvas') !== null && "
+                    "!document.querySelector('#editor').innerText.includes('Upload an image')")
+
+
+def _chromium():
+    """Debian's chromium (Playwright's own browser download is not reachable here)."""
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                      shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    if os.environ.get("CI"):
+        pytest.fail("no chromium under CI: .ci/run installs it with apt-get")
+    pytest.skip("browser test skipped: no chromium installed (apt-get install chromium, or set "
+                "CHROMIUM to its path)")
+
+
+@contextlib.contextmanager
+def serve_process(tmp_path, *args):
+    """``dcgan-complete serve`` as a process on a free port; yields (url, its temp root)."""
+    temp, cwd = tmp_path / "tmp", tmp_path / "cwd"
+    temp.mkdir()
+    cwd.mkdir()
+    port = free_port()
+    env = dict(os.environ, TMPDIR=str(temp), TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dcgan_complete", "serve", "--port", str(port), "--threads", "1",
+         *map(str, args)], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    lines = []
+    try:
+        for line in proc.stdout:  # until the page is up
+            lines.append(line)
+            if line.startswith("serving on"):
+                break
+        assert proc.poll() is None, "".join(lines)
+        threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{port}/", temp
+        except AssertionError as exc:  # with what the server said
+            raise AssertionError(f"{exc}\nserver output:\n{''.join(lines)[-3000:]}") from None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert proc.returncode == 143, "".join(lines)  # SIGTERM: the CLI's usual exit
+    assert "Traceback" not in "".join(lines), "".join(lines)
+    assert list(temp.iterdir()) == [] and list(cwd.iterdir()) == []  # nothing left behind
+
+
+def paint_and_complete(url, face, screenshot, viewport=(1400, 1000)):
+    """Open the page, upload ``face``, paint a stroke across its middle, press Complete and
+    wait for the result; returns (masked, completed, statuses seen, hosts asked)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=dict(zip(("width", "height"), viewport)))
+            hosts = set()
+            page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+            page.goto(url)
+            page.wait_for_function("document.querySelector('#editor canvas') !== null")
+            upload = page.locator("#editor input[type=file]")
+            for _ in range(5):  # a file given while the editor sets itself up is not taken
+                upload.set_input_files(str(face))
+                with contextlib.suppress(PlaywrightTimeout):
+                    page.wait_for_function(EDITOR_HAS_IMAGE, timeout=5000)
+                    break
+                upload.set_input_files([])  # so that giving it again is a change
+            else:
+                raise AssertionError("the editor never showed the uploaded face")
+            time.sleep(1)  # the editor draws the image
+            box = page.locator("#editor canvas").first.bounding_box()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x - 60, y - 10)
+            page.mouse.down()
+            for i in range(1, 7):  # few moves: each one redraws the canvas, slowly without a GPU
+                page.mouse.move(x - 60 + 20 * i, y - 10 + 8 * i)
+            page.mouse.up()
+            page.click("#complete")
+            statuses = []
+            deadline = time.time() + float(os.environ.get("PAGE_DEADLINE", 120))
+            while time.time() < deadline:
+                statuses.append(page.locator("#status").inner_text())
+                if statuses[-1].startswith("Done"):
+                    break
+                time.sleep(0.1)
+            else:
+                page.screenshot(path=str(screenshot))
+                toasts = page.locator(".toast-body").all_inner_texts()
+                raise AssertionError(f"no result after 120 s; the page said {statuses[-3:]}, "
+                                     f"and in its messages {toasts}")
+            time.sleep(0.5)
+            page.screenshot(path=str(screenshot))
+            masked, completed = (page.request.get(
+                page.locator(f"#{name} img").get_attribute("src")).body()
+                for name in ("masked", "completed"))
+        finally:
+            browser.close()
+    return _decode(masked), _decode(completed), statuses, hosts
+
+
+def _decode(png):
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def _check_the_page_result(face, size, masked, completed, statuses, hosts, port_url):
+    expected = imgs.center_crop_resize(read_image(face), size)
+    known = (masked == expected).all(axis=2)
+    assert completed.shape == (size, size, 3)
+    assert 0.02 < 1 - known.mean() < 0.6, 1 - known.mean()        # the stroke, and only it
+    assert np.array_equal(completed[known], expected[known])      # known pixels kept
+    assert not np.array_equal(completed[~known], expected[~known])
+    assert any(s.startswith("Searching: iteration") for s in statuses), statuses
+    assert statuses[-1].startswith("Done"), statuses
+    assert hosts == {port_url.split("/")[2]}  # offline: nothing asked of any other host
+
+
+def test_browser_paint_a_stroke_and_watch_it_fill(tiny_model_dir, tmp_path):
+    _chromium()
+    face = samples_dir() / "astronaut.png"
+    with serve_process(tmp_path, "--checkpoint-dir", tiny_model_dir, "--iterations", "300",
+                       "--out-interval", "10", "--init", "random") as (url, _):
+        masked, completed, statuses, hosts = paint_and_complete(url, face,
+                                                                tmp_path / "page.png")
+    _check_the_page_result(face, 16, masked, completed, statuses, hosts, url)
+    print(f"screenshot: {tmp_path / 'page.png'}")
+
+
+def test_browser_the_bundled_model_for_the_readme(tmp_path):
+    """The README's picture: the bundled model's page with its defaults (the encoder's start)
+    and a completed face.  It is written to docs/serve.png when DCGAN_UPDATE_SCREENSHOT=1, else
+    kept with the test's files."""
+    _chromium()
+    face = samples_dir() / "obama_official_portrait.png"
+    shot = REPO / "docs" / "serve.png" if os.environ.get("DCGAN_UPDATE_SCREENSHOT") == "1" \
+        else tmp_path / "serve.png"
+    with serve_process(tmp_path, "--out-interval", "10", "--seed", "0") as (url, _):
+        masked, completed, statuses, hosts = paint_and_complete(url, face, shot,
+                                                                viewport=(1300, 820))
+    _check_the_page_result(face, 64, masked, completed, statuses, hosts, url)
+    print(f"screenshot: {shot}")
