@@ -397,7 +397,7 @@ def photo_masks(paths, shapes, mask_spec):
         return [mask_spec] * len(paths)
     spec = Path(mask_spec)
     if spec.is_dir():
-        available = mask_lib._masks_by_stem(spec)
+        available = mask_lib.masks_by_stem(spec)
         missing = [p for p in paths if p.stem not in available]
         if missing:
             raise DcganError(f"no mask for image {display_name(missing[0])} in "

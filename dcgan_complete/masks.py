@@ -648,7 +648,7 @@ def load_mask(path, size):
     return _from_known(known)
 
 
-def _masks_by_stem(directory):
+def masks_by_stem(directory):
     """Map file stem to mask file in ``directory``; a .png wins over other image formats."""
     found = {}
     for path in images.find_images(directory, recursive=False):
@@ -704,7 +704,7 @@ def masks_for_images(image_paths, mask_spec, size, rng=None, **params):
         return [make_mask(mask_spec, size, rng=rng, **params) for _ in image_paths]
     spec = Path(mask_spec)
     if spec.is_dir():
-        available = _masks_by_stem(spec)
+        available = masks_by_stem(spec)
         missing = [p for p in image_paths if p.stem not in available]
         if missing:
             raise ValueError(f"no mask for image {missing[0]} in {spec} (expected "
