@@ -484,6 +484,19 @@ def _mean_row(kind, method, rows):
 # output
 
 
+def rst_table(header, body, right=None):
+    """Rows of strings as a reStructuredText simple table; ``right[i]``: right-align column i."""
+    right = right or (False,) * len(header)
+    widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
+    rule = "  ".join("=" * w for w in widths)
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if r else c.ljust(w)
+                         for c, w, r in zip(cells, widths, right)).rstrip()
+
+    return "\n".join([rule, line(header), rule, *map(line, body), rule])
+
+
 def format_table(rows):
     """Summary rows as a reStructuredText simple table.
 
@@ -498,14 +511,7 @@ def format_table(rows):
              f"{r['ssim']:.3f}", f"{r['face_found']:.0%}",
              f"{r['distance']:.2f} ({r['same_person']:.0%})", f"{r['seconds_per_image']:.3f}")
             for r in rows]
-    widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
-    rule = "  ".join("=" * w for w in widths)
-
-    def line(cells):
-        return "  ".join(c.rjust(w) if r else c.ljust(w)
-                         for c, w, r in zip(cells, widths, right)).rstrip()
-
-    return "\n".join([rule, line(header), rule, *map(line, body), rule])
+    return rst_table(header, body, right)
 
 
 def _write_report(summary, images, shown, masks, methods):
@@ -596,14 +602,7 @@ def format_photo_table(rows):
              f"{r['face_found']:.0%}",
              f"{r['model_faces']}" if r["method"] == OURS else "-",
              f"{r['seconds_per_photo']:.2f}") for r in rows]
-    widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
-    rule = "  ".join("=" * w for w in widths)
-
-    def line(cells):
-        return "  ".join(c.rjust(w) if r else c.ljust(w)
-                         for c, w, r in zip(cells, widths, right)).rstrip()
-
-    return "\n".join([rule, line(header), rule, *map(line, body), rule])
+    return rst_table(header, body, right)
 
 
 def _box_iou(a, b):

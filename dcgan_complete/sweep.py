@@ -31,7 +31,7 @@ from dcgan_complete import masks as mask_lib
 from dcgan_complete import metrics
 from dcgan_complete.complete import load_completer, load_inputs
 from dcgan_complete.errors import DcganError
-from dcgan_complete.evaluate import DEFAULT_MASKS, _check_choices, _choose_images
+from dcgan_complete.evaluate import DEFAULT_MASKS, _check_choices, _choose_images, rst_table
 from dcgan_complete.files import (display_name, ensure_writable_dir, write_bytes, write_csv,
                                   write_text)
 from dcgan_complete.options import EVALUATE_OUT, CompleteOptions, MaskOptions
@@ -88,10 +88,10 @@ class SweepSummary:
                        "-" if r["iterations"] is None else
                        f"{r['seconds_per_image'] / r['reference_seconds']:.1%}")
                       for r in self.reach()]
-        return "\n".join([_table(head, body), "",
+        return "\n".join([rst_table(head, body), "",
                           f"time to the quality (PSNR and face found) of {init} starts, "
                           f"{precision}, {iterations} iterations:", "",
-                          _table(reach_head, reach_body)])
+                          rst_table(reach_head, reach_body)])
 
 
 def time_to_quality(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS,
@@ -234,10 +234,3 @@ def plot(rows, path):
 
 def _cell(value):
     return f"{value:.6g}" if isinstance(value, float) else value
-
-
-def _table(head, body):
-    widths = [max(len(c[i]) for c in [head, *body]) for i in range(len(head))]
-    rule = "  ".join("=" * w for w in widths)
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa
-    return "\n".join([rule, line(head), rule, *map(line, body), rule])

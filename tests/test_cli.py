@@ -1,6 +1,5 @@
 import subprocess
 import sys
-import time
 
 from click.testing import CliRunner
 

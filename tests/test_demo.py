@@ -4,7 +4,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
