@@ -39,7 +39,7 @@ import sys
 
 import numpy as np
 
-from dcgan_complete.errors import DcganError, OptionError
+from dcgan_complete.errors import DcganError, OptionError, signal_handlers
 from dcgan_complete.options import parse_devices
 
 # How long the workers of a multi-worker run wait for each other to start, in seconds.
@@ -166,7 +166,9 @@ def start(distribute="none", devices=None):
         message = (f"the {workers} workers of TF_CONFIG did not all start within "
                    f"{WORKER_START_TIMEOUT} s (this is {task_type} {index}): run the same "
                    "command on every machine it lists")
-        with _deadline(WORKER_START_TIMEOUT, message), _signals_end_the_process():
+        # Ctrl-C and SIGTERM end the process at once while the workers gather: a Python handler
+        # would only run once TensorFlow's wait returns, and there is nothing to save yet
+        with _deadline(WORKER_START_TIMEOUT, message), signal_handlers(signal.SIG_DFL):
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
             cluster = Cluster(strategy, "multiworker", workers, f"{task_type} {index}", is_chief)
             cluster.barrier()
@@ -297,17 +299,3 @@ def _deadline(seconds, message):
         watchdog.wait()
 
 
-@contextlib.contextmanager
-def _signals_end_the_process(signums=(signal.SIGINT, signal.SIGTERM)):
-    """Within the block, Ctrl-C and SIGTERM end the process at once: a Python handler would
-    only run once TensorFlow's wait for the other workers returns, and there is nothing to
-    save yet."""
-    try:
-        previous = {signum: signal.signal(signum, signal.SIG_DFL) for signum in signums}
-    except ValueError:  # not the main thread
-        previous = {}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)

@@ -35,13 +35,12 @@ import tensorflow as tf
 
 from dcgan_complete import data
 from dcgan_complete import masks as mask_lib
-from dcgan_complete.errors import DcganError, exit_code_of, signals_interrupt
+from dcgan_complete.errors import DcganError, exit_code_of, signals_ignored, signals_interrupt
 from dcgan_complete.files import atomic_write, display_name, ensure_writable_dir, write_text
 from dcgan_complete.model import (CONFIG_FILE, ENCODER_FILE, build_encoder, load_models,
                                   resolve_precision)
 from dcgan_complete.options import ENCODER_MASKS, EncoderOptions
-from dcgan_complete.train import (_signals_ignored, list_checkpoints, restore_checkpoint,
-                                  save_checkpoint)
+from dcgan_complete.train import list_checkpoints, restore_checkpoint, save_checkpoint
 
 ENCODER_DIR = "encoder"   # checkpoints and logs, inside the model folder
 MASK_BANK = 2048          # masks drawn once, then sampled every step
@@ -183,7 +182,7 @@ class EncoderTrainer:
                         self.checkpoint()
                 self.checkpoint()
             except KeyboardInterrupt as exc:
-                with _signals_ignored():
+                with signals_ignored():
                     result.stopped, result.exit_code = "interrupted", exit_code_of(exc)
                     self.checkpoint()
             finally:

@@ -78,6 +78,21 @@ def signals_interrupt(signums=(signal.SIGINT, signal.SIGTERM)):
     def handler(signum, frame):
         raise Interrupted(signum)
 
+    with signal_handlers(handler, signums):
+        yield
+
+
+def signals_ignored(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Within the block, SIGINT and SIGTERM are ignored: a second Ctrl-C or a scheduler's repeated
+    SIGTERM cannot break the checkpoint being written."""
+    return signal_handlers(signal.SIG_IGN, signums)
+
+
+@contextlib.contextmanager
+def signal_handlers(handler, signums=(signal.SIGINT, signal.SIGTERM)):
+    """Within the block, ``handler`` (a function, ``SIG_IGN`` or ``SIG_DFL``) handles
+    ``signums``; the previous handlers come back after it.  Outside the main thread, where no
+    signal arrives, this does nothing."""
     previous = {}
     try:
         for signum in signums:

@@ -452,14 +452,19 @@ def _fill(method, images, masks, completer, rng, progress, bar):
     if method == OURS:
         result = completer.complete(images, masks, rng=rng, progress=progress)
         return result.completed, [result.seconds / len(images)] * len(images)
-    fill = BASELINES[method]
+    filled, seconds = _fill_each(BASELINES[method], images, masks, bar)
+    return np.stack(filled), seconds
+
+
+def _fill_each(fill, images, masks, bar):
+    """``fill(image, mask)`` for every image, and the seconds each took."""
     filled, seconds = [], []
     for image, mask in zip(images, masks):
         tic = time.perf_counter()
         filled.append(fill(image, mask))
         seconds.append(time.perf_counter() - tic)
         bar.filled()
-    return np.stack(filled), seconds
+    return filled, seconds
 
 
 def _scores(original, filled, mask, checker, original_embedding):
@@ -762,13 +767,7 @@ def _fill_photos(method, photos, known, repairer, rng, progress, bar):
                                   progress=progress, rng=rng)
         return ([r.repaired for r in repairs], [sum(r.timings.values()) for r in repairs],
                 [len(r.faces) for r in repairs])
-    fill = BASELINES[method]
-    filled, seconds = [], []
-    for photo, k in zip(photos, known):
-        tic = time.perf_counter()
-        filled.append(fill(photo, k))
-        seconds.append(time.perf_counter() - tic)
-        bar.filled()
+    filled, seconds = _fill_each(BASELINES[method], photos, known, bar)
     return filled, seconds, [0] * len(photos)
 
 

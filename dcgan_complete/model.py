@@ -70,21 +70,28 @@ def build_generator(config: ModelConfig, dtype="float32", synchronized=False):
     return model
 
 
-def build_discriminator(config: ModelConfig, dtype="float32", synchronized=False):
-    """images (batch, size, size, 3) in [-1, 1] -> logits (batch, 1), float32.
-
-    ``synchronized`` as for :func:`build_generator`.
-    """
-    widths = _widths(config.df_dim, config.n_up)
-    model = keras.Sequential(name="discriminator")
-    model.add(keras.Input((config.image_size, config.image_size, 3)))
-    for i, width in enumerate(widths):
+def _strided_convolutions(name, config, channels, base, dtype, synchronized=False):
+    """The discriminator's stack, shared with the encoder: (size, size, channels) through 5x5
+    stride-2 convolutions of widths base, 2 base, ... (at most 8x), batch norm on all but the
+    first, LeakyReLU 0.2, then flattened."""
+    model = keras.Sequential(name=name)
+    model.add(keras.Input((config.image_size, config.image_size, channels)))
+    for i, width in enumerate(_widths(base, config.n_up)):
         model.add(layers.Conv2D(width, KERNEL, strides=2, padding="same", use_bias=i == 0,
                                 kernel_initializer=_init(), dtype=dtype))
         if i > 0:
             model.add(_bn(dtype, synchronized))
         model.add(layers.LeakyReLU(negative_slope=0.2, dtype=dtype))
     model.add(layers.Flatten(dtype=dtype))
+    return model
+
+
+def build_discriminator(config: ModelConfig, dtype="float32", synchronized=False):
+    """images (batch, size, size, 3) in [-1, 1] -> logits (batch, 1), float32.
+
+    ``synchronized`` as for :func:`build_generator`.
+    """
+    model = _strided_convolutions("discriminator", config, 3, config.df_dim, dtype, synchronized)
     model.add(layers.Dense(1, kernel_initializer=_init(), dtype="float32"))
     return model
 
@@ -95,16 +102,7 @@ def build_encoder(config: ModelConfig, ef_dim=32, dtype="float32"):
     The discriminator's convolution stack (widths ``ef_dim``, 2 ``ef_dim``, ..., at most 8x),
     then a dense layer and tanh, so z lies in [-1, 1] as the generator expects.
     """
-    widths = _widths(ef_dim, config.n_up)
-    model = keras.Sequential(name="encoder")
-    model.add(keras.Input((config.image_size, config.image_size, 4)))
-    for i, width in enumerate(widths):
-        model.add(layers.Conv2D(width, KERNEL, strides=2, padding="same", use_bias=i == 0,
-                                kernel_initializer=_init(), dtype=dtype))
-        if i > 0:
-            model.add(_bn(dtype))
-        model.add(layers.LeakyReLU(negative_slope=0.2, dtype=dtype))
-    model.add(layers.Flatten(dtype=dtype))
+    model = _strided_convolutions("encoder", config, 4, ef_dim, dtype)
     model.add(layers.Dense(config.z_dim, kernel_initializer=_init(), dtype="float32"))
     model.add(layers.Activation("tanh", dtype="float32"))
     return model

@@ -21,12 +21,10 @@ Example
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import re
-import signal
 import sys
 import time
 import zipfile
@@ -37,7 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_complete import data, distribute
-from dcgan_complete.errors import DcganError, OptionError, exit_code_of, signals_interrupt
+from dcgan_complete.errors import (DcganError, OptionError, exit_code_of, signals_ignored,
+                                   signals_interrupt)
 from dcgan_complete.files import atomic_write, display_name, ensure_writable_dir, write_text
 from dcgan_complete.images import image_grid, write_image
 from dcgan_complete.options import TrainOptions
@@ -256,20 +255,6 @@ def write_config(directory, options: TrainOptions, dataset):
     write_text(Path(directory) / CONFIG_FILE, json.dumps(body, indent=2, sort_keys=True) + "\n")
 
 
-@contextlib.contextmanager
-def _signals_ignored(signums=(signal.SIGINT, signal.SIGTERM)):
-    """Within the block, SIGINT and SIGTERM are ignored (outside the main thread: nothing)."""
-    try:
-        previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in signums}
-    except ValueError:  # not the main thread, where no signal arrives anyway
-        previous = {}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
-
-
 # ---------------------------------------------------------------------------------- the loop
 @dataclasses.dataclass
 class TrainResult:
@@ -448,7 +433,7 @@ class Trainer:
             except KeyboardInterrupt as exc:
                 # a second signal (an impatient Ctrl-C, a scheduler's repeated SIGTERM) must not
                 # break the checkpoint being written
-                with _signals_ignored():
+                with signals_ignored():
                     result.stopped, result.exit_code = "interrupted", exit_code_of(exc)
                     self._checkpoint()
             finally:
