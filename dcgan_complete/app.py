@@ -242,8 +242,7 @@ class LiveCompleter(Completer):
     def current_paste(self, image, mask):
         """G(z) of the current first start pasted into the holes of ``image`` (no blending:
         cheap enough to show every chunk)."""
-        z = self._live.state.z[:1]
-        generated = imgs.to_uint8(self.generator(z, training=False).numpy()[0])
+        generated = imgs.to_uint8(self.generate(self._live.state.z[:1])[0])
         return np.where(mask[..., None] >= 0.5, image, generated)
 
 

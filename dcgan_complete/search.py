@@ -2,12 +2,14 @@
 
 For images y with masks M (1 = known), minimise per image
 
-    L(z) = sum |W * (G(z) - y)|  +  lam * perceptual(z),     z in [-1, 1]^z_dim
+    L(z) = sum |W * (G(z) - y)|  +  lam * perceptual(z)  [+ anchor * |z - E|^2],   z in [-1, 1]^z_dim
 
 with W = M (``plain``) or the paper's window weighting, and perceptual = log(1 - D(G(z)))
 (``log1m``, the paper) or -log D(G(z)) (``nonsat``).  A mask coarser than the image (the
 ``lowres`` kind: one value per 8x8 block) says that only the block averages are known: the
-contextual term then compares block averages.  The optimiser (Nesterov momentum or Adam,
+contextual term then compares block averages.  A search that starts from the encoder's guess E
+(:mod:`dcgan_complete.encoder`) is pulled towards it by the last term: the guess holds the face,
+and the contextual term alone trades its features for the fit of the surrounding pixels.  The optimiser (Nesterov momentum or Adam,
 projected back into [-1, 1] after every step) runs inside one ``tf.function`` for
 ``out_interval`` iterations at a time; Python only sees the state between chunks.  Batch norm
 runs in inference mode, so an image's result does not depend on its batch mates.  The lowest-loss
@@ -36,6 +38,7 @@ from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
 from dcgan_complete.blend import PoissonBlender
 from dcgan_complete.errors import Note
+from dcgan_complete.frozen import FrozenNetwork
 from dcgan_complete.model import load_encoder, load_models, resolve_precision
 from dcgan_complete.options import CompleteOptions
 
@@ -71,6 +74,8 @@ class Targets(NamedTuple):
     pixel_weights: tf.Tensor  # (B, S, S, 1) W of the contextual loss, 0 where nothing is known
     block_weights: tf.Tensor  # (B, S/b, S/b, 1) 1 where a block's average is known, or None
     block: int                # b, the side of the averaged blocks (1 when none is)
+    anchor: tf.Tensor = None          # (B, z_dim) the point each start is pulled towards, or None
+    anchor_weight: tf.Tensor = None   # (B,) the pull's weight (0: none)
 
     @classmethod
     def build(cls, images, masks, options: CompleteOptions, repeat=1):
@@ -91,6 +96,12 @@ class Targets(NamedTuple):
                 coarse if coarse is not None else np.zeros((side, side), np.float32)
                 for _, _, coarse in known])[..., None])
         return cls(tile(imgs.to_float(images)), tile(weights[..., None]), block_weights, block)
+
+    def anchored(self, anchor, weight):
+        """These targets with every start pulled towards its row of ``anchor`` (B, z_dim) with
+        weight ``weight`` (B,)."""
+        return self._replace(anchor=tf.constant(np.asarray(anchor, np.float32)),
+                             anchor_weight=tf.constant(np.asarray(weight, np.float32)))
 
 
 @dataclasses.dataclass
@@ -138,6 +149,11 @@ class Completer:
         self.encoder = encoder
         self.z_dim = int(generator.inputs[0].shape[-1])
         self.size = int(generator.outputs[0].shape[1])
+        # what the search runs: the same networks with batch norm folded in (dcgan_complete.frozen)
+        compute = generator.layers[0].dtype_policy.name
+        self._frozen_g = FrozenNetwork(generator, compute)
+        self._frozen_d = FrozenNetwork(discriminator, compute)
+        self._generate_fn = tf.function(self._frozen_g, reduce_retracing=True)
         self.blender = PoissonBlender(clip=(-1.0, 1.0))
         self._chunk = tf.function(self._run_chunk, reduce_retracing=True)
         self._losses_fn = tf.function(self.losses, reduce_retracing=True)
@@ -185,22 +201,33 @@ class Completer:
                 z[r * n:(r + 1) * n] = np.clip(guess + noise, -1, 1)
         return z
 
+    def generate(self, z):
+        """G(z) as the search computes it: float32 images in [-1, 1] (N, S, S, 3)."""
+        z = np.asarray(z, np.float32)
+        return np.concatenate([self._generate_fn(tf.constant(z[i:i + 256])).numpy()
+                               for i in range(0, len(z), 256)]) if len(z) else \
+            np.zeros((0, self.size, self.size, 3), np.float32)
+
     # ---------------------------------------------------------------- the compiled search
     def losses(self, z, targets: Targets):
-        """Per-image (contextual, perceptual) losses of z against ``targets``."""
-        g = self.generator(z, training=False)
+        """Per-image (contextual, perceptual, total) losses of z against ``targets``; the total
+        is contextual + lam * perceptual, plus the pull towards the anchor where there is one."""
+        g = self._frozen_g(z)
         contextual = tf.reduce_sum(tf.abs(targets.pixel_weights * (g - targets.y)), axis=[1, 2, 3])
         if targets.block_weights is not None:
             b = targets.block
             pool = lambda x: tf.nn.avg_pool2d(x, b, b, "VALID")  # noqa: E731
             contextual += b * b * tf.reduce_sum(
                 tf.abs(targets.block_weights * (pool(g) - pool(targets.y))), axis=[1, 2, 3])
-        logits = tf.cast(self.discriminator(g, training=False), tf.float32)[:, 0]
+        logits = self._frozen_d(g)[:, 0]
         if self.options.prior == "log1m":
             perceptual = -tf.nn.softplus(logits)       # log(1 - sigmoid(l)), computed stably
         else:
             perceptual = tf.nn.softplus(-logits)       # -log(sigmoid(l))
-        return contextual, perceptual
+        total = contextual + self.options.lam * perceptual
+        if targets.anchor is not None:
+            total += targets.anchor_weight * tf.reduce_sum(tf.square(z - targets.anchor), axis=1)
+        return contextual, perceptual, total
 
     def search(self, state: SearchState, targets: Targets, iterations):
         """``iterations`` projected optimiser steps from ``state`` (one compiled call; after
@@ -235,7 +262,8 @@ class Completer:
 
         parts = self._split_chunk(SearchState(*map(split, state)),
                                   targets._replace(**{k: split(getattr(targets, k)) for k in
-                                                      ("y", "pixel_weights", "block_weights")}),
+                                                      ("y", "pixel_weights", "block_weights",
+                                                       "anchor", "anchor_weight")}),
                                   tf.constant(iterations))
         joined = []
         for value in parts:
@@ -249,8 +277,7 @@ class Completer:
         for _ in tf.range(n):
             with tf.GradientTape() as tape:
                 tape.watch(z)
-                contextual, perceptual = self.losses(z, targets)
-                total = contextual + o.lam * perceptual
+                total = self.losses(z, targets)[2]
             grad = tape.gradient(total, z)
             better = total < best_loss
             best_loss = tf.where(better, total, best_loss)
@@ -317,21 +344,27 @@ class Completer:
         b, r = len(images), o.restarts
         started = time.perf_counter()
         targets = Targets.build(images, masks, o, repeat=r)  # every image r times: restarts
-        state = SearchState.start(self.starting_points(images, masks, r, rng))
+        starts = self.starting_points(images, masks, r, rng)
+        if self.init == "encoder" and o.anchor > 0:
+            # E's guess and the restarts near it are pulled towards the guess; random ones not
+            weight = np.where(np.arange(r * b) < (1 + r // 2) * b, o.anchor, 0.0)
+            targets = targets.anchored(np.tile(starts[:b], (r, 1)), weight)
+        state = SearchState.start(starts)
         history, frame_lists, frame_iterations, taken = [], [[] for _ in range(b)], [], []
         stops = sorted({int(i) for i in snapshots if 0 <= i <= o.iterations})
         if stops and stops[0] == 0:
-            taken.append(self._snapshot(0, started, *self._best(state, targets, b, r)))
+            first = self._totals(state, targets)
+            taken.append(self._snapshot(0, started, *self._best(state, first, b, r)))
         done, prev_best = 0, None
         while done < o.iterations:
             n = min(o.out_interval, o.iterations - done,
                     *[s - done for s in stops if s > done])
             state = self.search(state, targets, n)
             done += n
+            # the losses of the current points: for the history, and for the best so far
+            contextual, perceptual, total = (x.numpy() for x in self._losses_fn(state.z, targets))
             if done in stops:
-                taken.append(self._snapshot(done, started, *self._best(state, targets, b, r)))
-            contextual, perceptual = (x.numpy() for x in self._losses_fn(state.z, targets))
-            total = contextual + o.lam * perceptual
+                taken.append(self._snapshot(done, started, *self._best(state, total, b, r)))
             for k in range(b):  # the first restart's trajectory stands for the image
                 history.append((offset + k, done, float(contextual[k]), float(perceptual[k]),
                                 float(total[k])))
@@ -340,7 +373,7 @@ class Completer:
                 progress(0, float(np.mean(best)), n)
             if frames:
                 frame_iterations.append(done)
-                current = self.generator(state.z[:b], training=False).numpy()
+                current = self.generate(state.z[:b])
                 for k, image in enumerate(self._finish(images, masks, current)):
                     frame_lists[k].append(image)
             if o.tolerance is not None and prev_best is not None:
@@ -348,8 +381,8 @@ class Completer:
                 if np.all(gain < o.tolerance):
                     break
             prev_best = best
-        z_best, loss_best = self._best(state, targets, b, r)
-        generated = self.generator(tf.constant(z_best), training=False).numpy()
+        z_best, loss_best = self._best(state, total, b, r)
+        generated = self.generate(z_best)
         completed = self._finish(images, masks, generated)
         if progress is not None:  # a batch that stopped early skips its remaining iterations
             progress(b, float(loss_best.mean()), o.iterations - done)
@@ -358,14 +391,17 @@ class Completer:
                                 frame_lists, done, frame_iterations=frame_iterations,
                                 snapshots=taken)
 
-    def _best(self, state, targets, b, r):
-        """The best z of every image so far (over its restarts, the current z included) and its
-        loss."""
-        c, p = self._losses_fn(state.z, targets)
-        last = c + self.options.lam * p
-        better = last < state.best_loss
-        best_z = tf.where(better[:, None], state.z, state.best_z).numpy()
-        best_loss = tf.where(better, last, state.best_loss).numpy()
+    def _totals(self, state, targets):
+        """The total loss of the current points (numpy)."""
+        return self._losses_fn(state.z, targets)[2].numpy()
+
+    @staticmethod
+    def _best(state, last, b, r):
+        """The best z of every image so far, over its r restarts, the current z (of total loss
+        ``last``) included, and its loss."""
+        better = last < state.best_loss.numpy()
+        best_z = np.where(better[:, None], state.z.numpy(), state.best_z.numpy())
+        best_loss = np.where(better, last, state.best_loss.numpy())
         rows = best_loss.reshape(r, b).argmin(axis=0) * b + np.arange(b)
         return best_z[rows], best_loss[rows]
 
@@ -385,7 +421,7 @@ class Completer:
 
     def completions(self, images, masks, z):
         """The uint8 completions of ``images`` from latent points ``z`` (blended as usual)."""
-        generated = self.generator(tf.constant(np.asarray(z, np.float32)), training=False).numpy()
+        generated = self.generate(z)
         return self._finish(np.asarray(images), [np.asarray(m, np.float32) for m in masks],
                             generated)
 

@@ -77,12 +77,14 @@ def test_perceptual_loss_is_per_image_not_batch_mean(tiny_model_dir, faces):
     masks = np.stack([center_mask(SIZE)] * 4)
     import tensorflow as tf
     z = tf.random.uniform((4, c.z_dim), -1, 1, seed=1)
-    _, p4 = c.losses(z, Targets.build(faces[:4], masks, c.options))
-    _, p1 = c.losses(z[:1], Targets.build(faces[:1], masks[:1], c.options))
+    _, p4, _ = c.losses(z, Targets.build(faces[:4], masks, c.options))
+    _, p1, _ = c.losses(z[:1], Targets.build(faces[:1], masks[:1], c.options))
     assert p4.shape == (4,)
     np.testing.assert_allclose(p4[0], p1[0], rtol=1e-5)
     logit = float(c.discriminator(c.generator(z[:1], training=False), training=False)[0, 0])
-    np.testing.assert_allclose(p1[0], np.log(1 - 1 / (1 + np.exp(-logit))), rtol=1e-4)
+    # the search runs the networks with batch norm folded in (dcgan_complete.frozen): in
+    # bfloat16 (the default here) that agrees with the Keras models to bfloat16's round-off
+    np.testing.assert_allclose(p1[0], np.log(1 - 1 / (1 + np.exp(-logit))), rtol=3e-3)
 
 
 def test_tolerance_stops_early(tiny_model_dir, faces):
