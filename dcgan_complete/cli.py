@@ -297,8 +297,8 @@ _COMPLETION_OPTIONS = (
             help="Where the search starts: the model's encoder's guess (models without one "
                  "start at random, with a note), or random points."),
     _search("anchor", type=click.FloatRange(min=0),
-            help="Pull towards the encoder's guess E: the starts from it add ANCHOR * "
-                 "|z - E|^2 to their loss (0: off; random starts are not pulled)."),
+            help="Pull towards the encoder's guess E: with --init encoder the loss gains "
+                 "ANCHOR * |z - E|^2 (0: off)."),
     _search("restarts", type=click.IntRange(min=1),
             help="Starts per image; the lowest loss wins. With the encoder, the first is its "
                  "guess, half the others its guess plus noise, the rest random."),

@@ -158,7 +158,7 @@ class CompleteOptions:
     precision: str = "auto"  # bf16 where the CPU has it: as good, 2x faster (README, "Speed")
     init: str = "encoder"  # where the search starts: the model's encoder (if it has one), random
     init_noise: float = 0.2  # restarts after the first start from the encoder's z plus this noise
-    # the starts from the encoder's guess E add anchor * ||z - E||^2 to their loss: on 101
+    # a search from the encoder's guess E adds anchor * ||z - E||^2 to its loss: on 101
     # held-out faces this kept dlib's face in center/left fills the search otherwise lost (README)
     anchor: float = 10.0
 

@@ -9,7 +9,8 @@ with W = M (``plain``) or the paper's window weighting, and perceptual = log(1 -
 ``lowres`` kind: one value per 8x8 block) says that only the block averages are known: the
 contextual term then compares block averages.  A search that starts from the encoder's guess E
 (:mod:`dcgan_complete.encoder`) is pulled towards it by the last term: the guess holds the face,
-and the contextual term alone trades its features for the fit of the surrounding pixels.  The optimiser (Nesterov momentum or Adam,
+and the contextual term alone trades its features for the fit of the surrounding pixels.  Every
+start of an image (random restarts too) then minimises this one loss.  The optimiser (Nesterov momentum or Adam,
 projected back into [-1, 1] after every step) runs inside one ``tf.function`` for
 ``out_interval`` iterations at a time; Python only sees the state between chunks.  Batch norm
 runs in inference mode, so an image's result does not depend on its batch mates.  The lowest-loss
@@ -74,8 +75,7 @@ class Targets(NamedTuple):
     pixel_weights: tf.Tensor  # (B, S, S, 1) W of the contextual loss, 0 where nothing is known
     block_weights: tf.Tensor  # (B, S/b, S/b, 1) 1 where a block's average is known, or None
     block: int                # b, the side of the averaged blocks (1 when none is)
-    anchor: tf.Tensor = None          # (B, z_dim) the point each start is pulled towards, or None
-    anchor_weight: tf.Tensor = None   # (B,) the pull's weight (0: none)
+    anchor: tf.Tensor = None  # (B, z_dim) the point each start is pulled towards, or None
 
     @classmethod
     def build(cls, images, masks, options: CompleteOptions, repeat=1):
@@ -97,11 +97,10 @@ class Targets(NamedTuple):
                 for _, _, coarse in known])[..., None])
         return cls(tile(imgs.to_float(images)), tile(weights[..., None]), block_weights, block)
 
-    def anchored(self, anchor, weight):
-        """These targets with every start pulled towards its row of ``anchor`` (B, z_dim) with
-        weight ``weight`` (B,)."""
-        return self._replace(anchor=tf.constant(np.asarray(anchor, np.float32)),
-                             anchor_weight=tf.constant(np.asarray(weight, np.float32)))
+    def anchored(self, anchor):
+        """These targets with every start pulled towards its row of ``anchor`` (B, z_dim), with
+        the weight ``options.anchor``."""
+        return self._replace(anchor=tf.constant(np.asarray(anchor, np.float32)))
 
 
 @dataclasses.dataclass
@@ -226,7 +225,7 @@ class Completer:
             perceptual = tf.nn.softplus(-logits)       # -log(sigmoid(l))
         total = contextual + self.options.lam * perceptual
         if targets.anchor is not None:
-            total += targets.anchor_weight * tf.reduce_sum(tf.square(z - targets.anchor), axis=1)
+            total += self.options.anchor * tf.reduce_sum(tf.square(z - targets.anchor), axis=1)
         return contextual, perceptual, total
 
     def search(self, state: SearchState, targets: Targets, iterations):
@@ -263,7 +262,7 @@ class Completer:
         parts = self._split_chunk(SearchState(*map(split, state)),
                                   targets._replace(**{k: split(getattr(targets, k)) for k in
                                                       ("y", "pixel_weights", "block_weights",
-                                                       "anchor", "anchor_weight")}),
+                                                       "anchor")}),
                                   tf.constant(iterations))
         joined = []
         for value in parts:
@@ -346,9 +345,9 @@ class Completer:
         targets = Targets.build(images, masks, o, repeat=r)  # every image r times: restarts
         starts = self.starting_points(images, masks, r, rng)
         if self.init == "encoder" and o.anchor > 0:
-            # E's guess and the restarts near it are pulled towards the guess; random ones not
-            weight = np.where(np.arange(r * b) < (1 + r // 2) * b, o.anchor, 0.0)
-            targets = targets.anchored(np.tile(starts[:b], (r, 1)), weight)
+            # every start, random restarts too, minimises the loss pulled towards E's guess, so
+            # that the restarts compete on one loss
+            targets = targets.anchored(np.tile(starts[:b], (r, 1)))
         state = SearchState.start(starts)
         history, frame_lists, frame_iterations, taken = [], [[] for _ in range(b)], [], []
         stops = sorted({int(i) for i in snapshots if 0 <= i <= o.iterations})

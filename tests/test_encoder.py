@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from click.testing import CliRunner
 
 from dcgan_complete.cli import main
@@ -14,7 +15,7 @@ from dcgan_complete.images import to_uint8, write_image
 from dcgan_complete.masks import center_mask, make_mask
 from dcgan_complete.model import ENCODER_FILE
 from dcgan_complete.options import CompleteOptions, EncoderOptions
-from dcgan_complete.search import Completer
+from dcgan_complete.search import Completer, Targets
 from dcgan_complete.train import list_checkpoints
 
 SIZE = 16
@@ -78,6 +79,27 @@ def test_restarts_start_near_the_guess_then_at_random(encoder_model_dir):
     assert np.array_equal(starts[0], guess)
     near = [np.abs(starts[r] - guess).mean() for r in range(1, 4)]
     assert near[0] < 0.15 and near[1] < 0.15 and near[2] > 0.3  # 2 near the guess, 1 random
+
+
+def test_the_anchor_holds_the_search_near_the_guess(encoder_model_dir):
+    images = _own_samples(encoder_model_dir, n=4, seed=9)
+    masks = [center_mask(SIZE)] * 4
+    moved = {}
+    for anchor in (0.0, 30.0):
+        completer = Completer.from_checkpoint(encoder_model_dir, CompleteOptions(
+            anchor=anchor, iterations=20, out_interval=20, lr=0.01, seed=0, restarts=2))
+        guess = completer.encode(images, masks)
+        result = completer.complete(images, masks)
+        moved[anchor] = np.abs(result.z - guess).mean()
+        # the loss reported and minimised is the paper's plus the pull towards E's guess
+        z = np.random.default_rng(1).uniform(-1, 1, guess.shape).astype(np.float32)
+        c, p, t = (x.numpy() for x in completer.losses(
+            tf.constant(z), Targets.build(images, masks, completer.options).anchored(guess)))
+        pull = anchor * np.sum((z - guess) ** 2, axis=1)
+        np.testing.assert_allclose(t, c + completer.options.lam * p + pull, rtol=1e-4)
+        last = {k: t for k, it, c, p, t in result.history}  # each image's first start, at 20
+        assert all(result.loss[k] <= last[k] + 1e-3 for k in range(4))
+    assert moved[30.0] < 0.5 * moved[0.0]
 
 
 def test_a_model_without_an_encoder_starts_at_random_with_a_note(tiny_model_dir, tmp_path):
