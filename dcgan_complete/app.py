@@ -402,13 +402,18 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         yield (_status("Starting the search…", page.note), masked, None, None, None)
         stop = threading.Event()
         out_dir = Path(tempfile.mkdtemp(prefix="request-", dir=work_dir))
+        # Gradio rewrites an image's cache file in place whenever the same picture is sent
+        # again, which can cut short a browser still fetching it: a picture is sent once only
         try:
-            result = None
+            result, shown = None, None
             for event in search_live(live, page, stop):
                 if isinstance(event, Progress):
+                    fresh = shown is None or not np.array_equal(event.preview, shown)
+                    shown = event.preview
                     yield (_status(f"Searching: iteration {event.iterations} of {event.total}, "
                                    f"loss {event.loss:.1f}", page.note),
-                           gr.skip(), event.preview, gr.skip(), gr.skip())
+                           gr.skip(), event.preview if fresh else gr.skip(), gr.skip(),
+                           gr.skip())
                 else:
                     result = event
             if result is None:
@@ -418,7 +423,9 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
             yield (_status(f"Done: {result.iterations_run} iterations in "
                            f"{result.seconds:.1f} s, loss {float(result.loss[0]):.1f}.",
                            page.note),
-                   result.masked[0], result.completed[0], result.generated[0], downloads)
+                   gr.skip(),
+                   gr.skip() if np.array_equal(result.completed[0], shown) else result.completed[0],
+                   result.generated[0], downloads)
         finally:
             stop.set()
             shutil.rmtree(out_dir, ignore_errors=True)
