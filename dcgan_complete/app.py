@@ -398,12 +398,13 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         except UploadError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         live = searches.get(search_options)
-        masked = live.masked(page.image[None], [page.mask])[0]
-        yield (_status("Starting the search…", page.note), masked, None, None, None)
+        # the masked input is shown with the result, not before: sent twice, its picture would be
+        # rewritten in Gradio's cache (see below)
+        yield (_status("Starting the search…", page.note), None, None, None, None)
         stop = threading.Event()
         out_dir = Path(tempfile.mkdtemp(prefix="request-", dir=work_dir))
         # Gradio rewrites an image's cache file in place whenever the same picture is sent
-        # again, which can cut short a browser still fetching it: a picture is sent once only
+        # again, which can cut short a browser still fetching it: a preview is not sent twice
         try:
             result, shown = None, None
             for event in search_live(live, page, stop):
@@ -423,9 +424,7 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
             yield (_status(f"Done: {result.iterations_run} iterations in "
                            f"{result.seconds:.1f} s, loss {float(result.loss[0]):.1f}.",
                            page.note),
-                   gr.skip(),
-                   gr.skip() if np.array_equal(result.completed[0], shown) else result.completed[0],
-                   result.generated[0], downloads)
+                   result.masked[0], result.completed[0], result.generated[0], downloads)
         finally:
             stop.set()
             shutil.rmtree(out_dir, ignore_errors=True)
