@@ -14,8 +14,9 @@ inference mode.  A :class:`FrozenNetwork` computes exactly what the Keras model 
   kernels are rearranged so that the result is the same; oneDNN computes a 3-channel transposed
   convolution at about 1/6 of its usual rate, and this form at about twice that op's speed.
 
-Measured on a 2-core AVX512-BF16 CPU, batch 64, 64 px: the search's iteration takes 117 ms
-instead of 135 ms in bfloat16 (``bench/complete_vs_original.py`` compares them).
+Measured on a 2-core AVX512-BF16 CPU, batch 64, 64 px, bfloat16: the search ran at about 9
+iterations/s instead of 7.3-7.8 with the Keras models (``bench/complete_speed.py``;
+``bench/complete_vs_original.py`` compares the whole call with the original design).
 
 The weights are non-trainable variables, created in the current ``tf.distribute`` scope, so a
 search split between replicas finds them on every device.
