@@ -2,7 +2,7 @@
 
 For images y with masks M (1 = known), minimise per image
 
-    L(z) = sum |W * (G(z) - y)|  +  lam * perceptual(z)  [+ anchor * |z - E|^2],   z in [-1, 1]^z_dim
+    L(z) = sum |W * (G(z) - y)|  +  lam * perceptual(z)  [+ anchor * |z - E|^2],  |z| <= 1
 
 with W = M (``plain``) or the paper's window weighting, and perceptual = log(1 - D(G(z)))
 (``log1m``, the paper) or -log D(G(z)) (``nonsat``).  A mask coarser than the image (the
@@ -10,9 +10,9 @@ with W = M (``plain``) or the paper's window weighting, and perceptual = log(1 -
 contextual term then compares block averages.  A search that starts from the encoder's guess E
 (:mod:`dcgan_complete.encoder`) is pulled towards it by the last term: the guess holds the face,
 and the contextual term alone trades its features for the fit of the surrounding pixels.  Every
-start of an image (random restarts too) then minimises this one loss.  The optimiser (Nesterov momentum or Adam,
-projected back into [-1, 1] after every step) runs inside one ``tf.function`` for
-``out_interval`` iterations at a time; Python only sees the state between chunks.  Batch norm
+start of an image (random restarts too) then minimises this one loss.  The optimiser (Nesterov
+momentum or Adam, projected back into [-1, 1] after every step) runs inside one ``tf.function``
+for ``out_interval`` iterations at a time; Python only sees the state between chunks.  Batch norm
 runs in inference mode, so an image's result does not depend on its batch mates.  The lowest-loss
 z seen is kept, then M*y + (1-M)*G(z) is Poisson-blended.
 
