@@ -70,12 +70,12 @@ def main():
 
 
 def convergence(args, Completer, CompleteOptions, center_mask, load_models):
-    from dcgan_complete.complete import load_inputs
+    from dcgan_complete.images import load_crops
     from dcgan_complete.images import find_images
 
     config, g, d = load_models(args.checkpoint_dir)
     paths = find_images(args.faces)[:args.batch_size]
-    _, images, _, _ = load_inputs(paths, config.image_size)
+    _, images, _, _ = load_crops(paths, config.image_size)
     masks = np.stack([center_mask(config.image_size)] * len(images))
     print(f"\niterations to get within 1% of the final loss ({len(images)} faces, center mask, "
           f"{args.convergence_iterations} iterations):")

@@ -61,7 +61,7 @@ def main():
 
     import dataclasses
 
-    from dcgan_complete.complete import load_completer
+    from dcgan_complete.search import load_completer
     from dcgan_complete.masks import center_mask
     from dcgan_complete.model import load_models, resolve_precision
     from dcgan_complete.options import CompleteOptions
@@ -86,7 +86,7 @@ def main():
 
 
 def _bundled():
-    from dcgan_complete.complete import bundled_model_dir
+    from dcgan_complete.search import bundled_model_dir
 
     return bundled_model_dir()
 

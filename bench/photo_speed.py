@@ -45,7 +45,7 @@ def main():
     args = parser.parse_args()
     _common.set_threads(args.threads)
 
-    from dcgan_complete.complete import load_completer
+    from dcgan_complete.search import load_completer
     from dcgan_complete.options import CompleteOptions
     from dcgan_complete.photo import TIMING_KEYS, PhotoRepairer
 

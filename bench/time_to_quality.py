@@ -29,11 +29,11 @@ def main():
     args = parser.parse_args()
     _common.set_threads(args.threads)
 
-    from dcgan_complete.evaluate import DEFAULT_MASKS
+    from dcgan_complete.options import EVALUATE_MASKS
     from dcgan_complete.sweep import time_to_quality
 
     summary = time_to_quality(args.faces, checkpoint_dir=args.checkpoint_dir,
-                              masks=args.mask or DEFAULT_MASKS,
+                              masks=args.mask or EVALUATE_MASKS,
                               iterations=[int(i) for i in args.iterations.split(",")],
                               limit=args.limit, seed=args.seed, out_dir=args.out,
                               stop_at={"encoder": args.encoder_stop})

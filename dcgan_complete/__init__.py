@@ -1,19 +1,36 @@
 """dcgan-complete: semantic image inpainting with a DCGAN (Yeh et al., CVPR 2017).
 
-Modules, one per stage (importing this package does not import TensorFlow):
+Modules, one per stage (importing this package does not import TensorFlow).
+
+The library, from the bottom up:
 
 - ``options``: every option's default and check, one dataclass per stage
 - ``errors``: the errors the command line shows in one line; how signals stop a run
 - ``files``: the one atomic file writer; output folders checked before the work
-- ``images``: the image loader and writer, and the [0, 255] <-> [-1, 1] mapping
-- ``data``: finding and decoding a training set, the tf.data pipeline
-- ``model``: the DCGAN generator and discriminator
-- ``train``: the training loop, checkpoints and exported weights
-- ``masks``: masks for completion (numpy)
+- ``images``: the image loader and writer, the [0, 255] <-> [-1, 1] mapping, a run's crops
+- ``masks``: masks for completion, and the one reader of mask files (numpy)
 - ``blend``: Poisson blending (scipy)
-- ``search``: the latent-space search (TensorFlow)
-- ``complete``: completion of image files: inputs, masks, output names, outputs
-- ``evaluate``, ``metrics``, ``demo``: scores against baselines, and the demo
-- ``align``: dlib face alignment
+- ``classical``: the classical fills (Telea, Navier-Stokes, biharmonic, mean)
+- ``metrics``: PSNR, SSIM, dlib's face check and identity distance
+- ``align``: dlib face detection, landmarks and alignment
+- ``data``: finding and decoding a training set, the tf.data pipeline
+- ``model``: the DCGAN generator and discriminator (and the encoder's network)
+- ``frozen``: the networks frozen for the search (batch norm folded, weights pre-cast)
+- ``distribute``: several devices or machines (tf.distribute)
+- ``train``: the training loop, checkpoints and exported weights
+- ``encoder``: training the encoder that gives the search its starting point
+- ``search``: the latent-space search (TensorFlow), the model to search with
+- ``outputs``: every output's name, and the writers of a completion run's files
+- ``photo``: faces repaired inside whole photos, at the photo's own size
+- ``damage``: synthetic damage (cracks, scratches, stains, stamps) over clean photos
+- ``detector``: the damage detector (a small segmentation network)
+
+The commands, which import the library and never each other (``cli`` calls them):
+
+- ``cli``: the command line; it only parses options
+- ``complete``: ``dcgan-complete complete``
+- ``evaluate``, ``sweep``: scores against the baselines, and time to quality
+- ``demo``: the demo on the bundled model
+- ``app``: the web page (``dcgan-complete serve``)
 """
 __version__ = "0.1.0"

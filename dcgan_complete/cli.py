@@ -7,9 +7,12 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 import warnings
 
 import click
+
+_STARTED = time.perf_counter()  # the program's start: `complete` reports its wall time from here
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) is noise for a CLI user;
 # export TF_CPP_MIN_LOG_LEVEL=0 to see it again.
@@ -19,13 +22,16 @@ from dcgan_complete import __version__
 from dcgan_complete.errors import (DcganError, Note, OptionError, exit_code_of,
                                    signals_interrupt)
 from dcgan_complete.files import display_name
-from dcgan_complete.options import (ALIGN_BORDERS, ALIGN_LANDMARKS, COMPLETE_OUT,
-                                    DEMO_OUT, EVALUATE_OUT, MIN_ALIGN_SIZE, START_DEFAULTS,
-                                    AlignOptions, CompleteOptions, EncoderOptions, MaskOptions,
-                                    TrainOptions, default)
-from dcgan_complete.options import PHOTO_FORMATS, PHOTO_INPUTS, PhotoOptions
-from dcgan_complete.options import ServeOptions
-from dcgan_complete.options import BulkOptions
+from dcgan_complete.options import (
+    ALIGN_BORDERS, ALIGN_LANDMARKS, BLENDS, COMPLETE_DISTRIBUTE, COMPLETE_OUT,
+    CONTEXT_WEIGHT_KINDS, DEMO_OUT, EVALUATE_MASKS, EVALUATE_METHODS, EVALUATE_OUT, IMAGE_SIZES,
+    INITS, MAX_ALIGN_SIZE, MAX_BATCH_SIZE, MAX_CONCURRENCY, MAX_G_STEPS, MAX_ITERATIONS, MAX_LR,
+    MAX_QUEUE_SIZE, MAX_RESTARTS, MAX_SEED, MAX_THREADS, MAX_UPLOAD_MB, MAX_UPLOAD_MEGAPIXELS,
+    MAX_WEIGHT, MAX_WINDOW, MAX_WORKERS, MIN_ALIGN_SIZE, OPTIMIZERS, PHOTO_EVALUATE_MASKS,
+    PHOTO_EVALUATE_METHODS, PHOTO_FORMATS, PHOTO_INPUTS, PRECISION_CHOICES, PRIORS, START_DEFAULTS,
+    TRAIN_DISTRIBUTE, UPSAMPLES, AlignOptions, BulkOptions, CompleteOptions, DemoOptions,
+    EncoderOptions, EvaluateOptions, MaskOptions, PhotoOptions, ServeOptions, TrainOptions,
+    default)
 
 
 def _flag(option):
@@ -100,6 +106,16 @@ def _option(options_class, name, *decls, **kwargs):
     return click.option(*decls, name, default=value, **kwargs)
 
 
+# The ranges and choices of the options: their bounds live in options.py.
+_SEED = click.IntRange(0, MAX_SEED)
+_THREADS = click.IntRange(0, MAX_THREADS)
+_BATCH = click.IntRange(1, MAX_BATCH_SIZE)
+_LR = click.FloatRange(0, MAX_LR, min_open=True)
+_WEIGHT = click.FloatRange(0, MAX_WEIGHT)
+_PRECISIONS = click.Choice(PRECISION_CHOICES)
+_THREADS_HELP = f"CPU threads for TensorFlow (0: all cores; at most {MAX_THREADS})."
+
+
 # ---------------------------------------------------------------------------------------- train
 def _train(name, *decls, **kwargs):
     return _option(TrainOptions, name, *decls, **kwargs)
@@ -111,18 +127,18 @@ def _train(name, *decls, **kwargs):
 @_train("epochs", type=click.IntRange(min=1), help="Passes over the dataset.")
 @_train("max_steps", type=click.IntRange(min=1),
         help="Stop after this many steps in all (counting earlier runs), even mid-epoch.")
-@_train("batch_size", type=click.IntRange(min=1))
-@_train("image_size", type=click.Choice(["16", "32", "64", "128"]),
+@_train("batch_size", type=_BATCH)
+@_train("image_size", type=click.Choice(IMAGE_SIZES),
         callback=lambda c, p, v: int(v),
         help="Side of the square images the model makes; others are centre-cropped and resized.")
 @_train("z_dim", type=click.IntRange(min=1), help="Length of the latent vector z.")
 @_train("gf_dim", type=click.IntRange(min=1), help="Filters in the generator's last hidden layer.")
 @_train("df_dim", type=click.IntRange(min=1),
         help="Filters in the discriminator's first layer.")
-@_train("lr", type=click.FloatRange(min=0, min_open=True),
-        help="Adam learning rate for both networks.")
-@_train("beta1", type=click.FloatRange(0, 1), help="Adam beta1.")
-@_train("g_steps", type=click.IntRange(min=1), help="Generator updates per discriminator update.")
+@_train("lr", type=_LR, help="Adam learning rate for both networks.")
+@_train("beta1", type=click.FloatRange(0, 1, max_open=True), help="Adam beta1.")
+@_train("g_steps", type=click.IntRange(1, MAX_G_STEPS),
+        help="Generator updates per discriminator update.")
 @_train("checkpoint_dir", type=click.Path(file_okay=False, path_type=str),
         help="Checkpoints, config and exported weights; training resumes from here.")
 @_train("sample_dir", type=click.Path(file_okay=False, path_type=str),
@@ -135,19 +151,18 @@ def _train(name, *decls, **kwargs):
         help="Steps between checkpoints (one is also written at the end, on Ctrl-C and on "
              "SIGTERM).")
 @_train("keep", type=click.IntRange(min=1), help="How many checkpoints to keep.")
-@_train("seed", type=int, help="Random seed for weights, z and shuffling.")
-@_train("precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]),
+@_train("seed", type=_SEED, help="Random seed for weights, z and shuffling.")
+@_train("precision", type=_PRECISIONS,
         help="Compute precision; weights stay float32 either way. auto: mixed_bfloat16 on GPUs "
              "of compute capability 8.0 or later and on a CPU with native bfloat16 "
              "(AVX512-BF16/AMX) and no GPU, else float32.")
-@_train("distribute", type=click.Choice(["none", "auto", "mirrored", "multiworker"]),
+@_train("distribute", type=click.Choice(TRAIN_DISTRIBUTE),
         help="mirrored: every local GPU (or --devices) trains on a share of each batch; "
              "multiworker: the machines that TF_CONFIG lists do (run the same command on each; "
              "see the README); auto: mirrored with several GPUs, else none.")
 @_train("devices", help="With --distribute mirrored: the devices, as GPU:0,GPU:1  [default: "
                         "every GPU]. CPU:0,CPU:1 splits the CPU (for trying it out).")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="CPU threads for TensorFlow (0: all cores).")
+@click.option("--threads", type=_THREADS, default=0, show_default=True, help=_THREADS_HELP)
 @_friendly_errors
 def train(dataset, threads, **options):
     """Train a DCGAN on a folder of aligned face images.
@@ -176,24 +191,22 @@ def _encoder(name, *decls, **kwargs):
           help="Real aligned faces to learn from as well as the generator's own samples "
                "(pixel and discriminator-feature loss).")
 @_encoder("steps", type=click.IntRange(min=1), help="Steps in all (counting earlier runs).")
-@_encoder("batch_size", type=click.IntRange(min=1))
-@_encoder("lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate.")
+@_encoder("batch_size", type=_BATCH)
+@_encoder("lr", type=_LR, help="Adam learning rate.")
 @_encoder("ef_dim", type=click.IntRange(min=1), help="Filters in the encoder's first layer.")
 @_encoder("real_fraction", type=click.FloatRange(0, 1),
           help="Share of each batch taken from --dataset.")
-@_encoder("feature_weight", type=click.FloatRange(min=0),
+@_encoder("feature_weight", type=_WEIGHT,
           help="Weight of the discriminator-feature loss on real faces.")
-@_encoder("z_weight", type=click.FloatRange(min=0),
+@_encoder("z_weight", type=_WEIGHT,
           help="Weight of the loss on z for the generator's samples.")
 @_encoder("checkpoint_every", type=click.IntRange(min=1),
           help="Steps between checkpoints (one is also written at the end, on Ctrl-C and on "
                "SIGTERM).")
 @_encoder("keep", type=click.IntRange(min=1), help="How many checkpoints to keep.")
-@_encoder("seed", type=int, help="Random seed.")
-@_encoder("precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]),
-          help="As for train.")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="CPU threads for TensorFlow (0: all cores).")
+@_encoder("seed", type=_SEED, help="Random seed.")
+@_encoder("precision", type=_PRECISIONS, help="As for train.")
+@click.option("--threads", type=_THREADS, default=0, show_default=True, help=_THREADS_HELP)
 @_friendly_errors
 def train_encoder(threads, **options):
     """Train an encoder that starts `complete`'s search near the answer.
@@ -273,65 +286,54 @@ _COMPLETION_OPTIONS = (
           help="center: fraction of the side kept on every edge (0.25: the hole is the middle "
                "half, a quarter of the area)."),
     _mask("fraction", type=click.FloatRange(0, 1), help="random: fraction of pixels missing."),
-    _search("context_weight", type=click.Choice(["plain", "window"]),
+    _search("context_weight", type=click.Choice(CONTEXT_WEIGHT_KINDS),
             help="plain: every known pixel counts the same; window: known pixels count by the "
                  "share of missing pixels around them (the paper's weighting)."),
-    _search("window", type=click.IntRange(min=1),
-            help="Side of the square for --context-weight window (odd)."),
-    _search("lam", type=click.FloatRange(min=0),
+    _search("window", type=click.IntRange(1, MAX_WINDOW),
+            help="Side of the square for --context-weight window (odd; a window of twice the "
+                 "image's side already covers the whole image from every pixel)."),
+    _search("lam", type=_WEIGHT,
             help="Weight of the perceptual (discriminator) loss; 0 needs no discriminator."),
-    _search("prior", type=click.Choice(["log1m", "nonsat"]),
+    _search("prior", type=click.Choice(PRIORS),
             help="Perceptual loss: log(1 - D(G(z))) (the paper) or -log D(G(z))."),
-    _search("optimizer", type=click.Choice(["momentum", "adam"]),
+    _search("optimizer", type=click.Choice(OPTIMIZERS),
             help="Projected Nesterov momentum, or Adam (as in the paper); z is clipped to "
                  "[-1, 1] after every step."),
-    _search("lr", type=click.FloatRange(min=0, min_open=True),
+    _search("lr", type=_LR,
             help=f"Step size  [default: {START_DEFAULTS['encoder']['lr']} from the encoder's "
                  f"guess, {START_DEFAULTS['random']['lr']} from random starts]"),
     _search("momentum", type=click.FloatRange(0, 1)),
-    _search("iterations", type=click.IntRange(min=1),
+    _search("iterations", type=click.IntRange(1, MAX_ITERATIONS),
             help=f"Search steps per image  [default: {START_DEFAULTS['encoder']['iterations']} "
                  f"from the encoder's guess, {START_DEFAULTS['random']['iterations']} from "
                  "random starts]"),
-    _search("init", type=click.Choice(["encoder", "random"]),
+    _search("init", type=click.Choice(INITS),
             help="Where the search starts: the model's encoder's guess (models without one "
                  "start at random, with a note), or random points."),
-    _search("anchor", type=click.FloatRange(min=0),
+    _search("anchor", type=_WEIGHT,
             help="Pull towards the encoder's guess E: with --init encoder the loss gains "
                  "ANCHOR * |z - E|^2 (0: off)."),
-    _search("restarts", type=click.IntRange(min=1),
+    _search("restarts", type=click.IntRange(1, MAX_RESTARTS),
             help="Starts per image; the lowest loss wins. With the encoder, the first is its "
-                 "guess, half the others its guess plus noise, the rest random."),
-    _search("tolerance", type=click.FloatRange(min=0),
+                 "guess, half the others its guess plus noise, the rest random. A batch "
+                 "searches --batch-size x --restarts starts at once: a run that would not fit "
+                 "in the memory available is refused."),
+    _search("tolerance", type=click.FloatRange(0, 1),
             help="Stop a batch early once no image's best loss improved by this fraction over "
                  "the last --out-interval iterations."),
-    _search("out_interval", type=click.IntRange(min=1),
+    _search("out_interval", type=click.IntRange(1, MAX_ITERATIONS),
             help="Iterations between frames and loss records."),
-    _search("batch_size", type=click.IntRange(min=1)),
-    _search("blend", type=click.Choice(["poisson", "none"]),
+    _search("batch_size", type=_BATCH, help="Images searched at once."),
+    _search("blend", type=click.Choice(BLENDS),
             help="Poisson-blend the fill into the known pixels, or paste it as it is."),
 )
 _RUN_OPTIONS = (
-    _search("precision", type=click.Choice(["auto", "float32", "mixed_bfloat16"]),
+    _search("precision", type=_PRECISIONS,
             help="Compute precision of the networks. auto: mixed_bfloat16 on GPUs of compute "
                  "capability 8.0 or later and on a CPU with native bfloat16 (AVX512-BF16/AMX) "
                  "and no GPU, else float32."),
-    click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-                 help="CPU threads for TensorFlow (0: all cores)."),
+    click.option("--threads", type=_THREADS, default=0, show_default=True, help=_THREADS_HELP),
 )
-
-
-def _iteration_counts(text):
-    """``25,50,100`` -> [25, 50, 100]; None stays None."""
-    if text is None:
-        return None
-    try:
-        counts = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 1:
-        raise click.BadParameter(f"expected iteration counts like 25,50,100, got {text!r}")
-    return counts
 
 
 def _with_options(options):
@@ -372,11 +374,11 @@ def _with_options(options):
        help="Complete only the K-th of N slices of IMAGES (by sorted path), so that N processes "
             "or machines share one input list and one --out; summary.png and losses.csv become "
             "summary-K-of-N.png and losses-K-of-N.csv.")
-@_bulk("distribute", type=click.Choice(["none", "mirrored"]),
+@_bulk("distribute", type=click.Choice(COMPLETE_DISTRIBUTE),
        help="mirrored: split every batch between the local GPUs (or --devices).")
 @_bulk("devices", help="With --distribute mirrored: the devices, as GPU:0,GPU:1  [default: every "
                        "GPU]. CPU:0,CPU:1 splits the CPU (for trying it out).")
-@_search("seed", type=int, help="Seed for random masks and starting z.")
+@_search("seed", type=_SEED, help="Seed for random masks and starting z.")
 @_with_options(_RUN_OPTIONS)
 @_friendly_errors
 def complete(images, mask, out_dir, checkpoint_dir, center_scale, fraction, frames, gif, strict,
@@ -417,18 +419,11 @@ def complete(images, mask, out_dir, checkpoint_dir, center_scale, fraction, fram
     summary = complete_files(
         images, mask=mask, out_dir=out_dir, checkpoint_dir=checkpoint_dir, options=options,
         frames=frames, gif=gif, strict=strict, mask_options=mask_options,
-        photo_options=photo_options, bulk=bulk)
-    for path, reason in summary.skipped:
-        click.echo(f"skipped {path}: {reason}", err=True)
-    for path, name in summary.renamed:
-        click.echo(f"note: {path} is written as {name}.png (its own name is taken by another "
-                   "output)", err=True)
-    for photo in summary.photos:
-        click.echo(f"{photo.path} ({photo.size[0]}x{photo.size[1]}): {photo.faces_found} "
-                   f"face(s) found, {photo.faces_repaired} repaired; hole pixels filled by the "
-                   f"model {photo.model_pixels}, by Telea {photo.classical_pixels}")
-    click.echo(f"completed {summary.completed} image(s) in {summary.seconds:.1f} s "
-               f"({summary.iterations} iterations); results in {display_name(summary.out_dir)}/")
+        photo_options=photo_options, bulk=bulk, started=_STARTED)
+    *notes, last = summary.lines()
+    for line in notes:
+        click.echo(line, err=line.startswith(("skipped", "note:")))
+    click.echo(last)
 
 
 # ---------------------------------------------------------------------------------------- align
@@ -439,7 +434,8 @@ def _align(name, *decls, **kwargs):
 @main.command()
 @click.argument("raw_dir", type=click.Path(path_type=str))
 @click.argument("aligned_dir", type=click.Path(file_okay=False, path_type=str))
-@_align("size", type=click.IntRange(min=MIN_ALIGN_SIZE), help="Side of the square crops in pixels.")
+@_align("size", type=click.IntRange(MIN_ALIGN_SIZE, MAX_ALIGN_SIZE),
+        help="Side of the square crops in pixels.")
 @_align("landmarks", type=click.Choice(ALIGN_LANDMARKS),
         help="The three dlib landmarks mapped exactly onto OpenFace's template.")
 @_align("all_faces", is_flag=True,
@@ -447,14 +443,14 @@ def _align(name, *decls, **kwargs):
              "instead of only the largest.")
 @_align("skip_multi", is_flag=True,
         help="Skip photos with more than one face (listed in the report).")
-@_align("upsample", type=click.Choice(["0", "1", "auto"]),
+@_align("upsample", type=click.Choice(UPSAMPLES),
         callback=lambda c, p, v: v if v == "auto" else int(v),
         help="Double the photo this often before detecting; 1 finds faces down to about "
              "40 px but is 4x slower; auto tries 1 only where 0 finds nothing.")
 @_align("border", type=click.Choice(ALIGN_BORDERS),
         help="Fill where the crop reaches past the photo's edge: mirrored photo, or black "
              "as OpenFace does.")
-@_align("workers", type=click.IntRange(min=1),
+@_align("workers", type=click.IntRange(1, MAX_WORKERS),
         help="Processes to run in parallel  [default: number of cores]")
 @_align("predictor", type=click.Path(dir_okay=False, path_type=str),
         help="dlib's shape_predictor_68_face_landmarks.dat  [default: the one from the "
@@ -478,33 +474,37 @@ def align(raw_dir, aligned_dir, **options):
 
 
 # ------------------------------------------------------------------------------------- evaluate
+def _evaluate(name, *decls, **kwargs):
+    return _option(EvaluateOptions, name, *decls, **kwargs)
+
+
 @main.command()
 @click.argument("aligned_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option("--mask", "masks", multiple=True,
-              help="A mask kind to evaluate; repeat for several  [default: center, pattern, "
-                   "random and left, the paper's four (left is its 'half')]. Any kind of "
-                   "`complete --mask` but full and lowres.")
+              help=f"A mask kind to evaluate; repeat for several  [default: "
+                   f"{', '.join(EVALUATE_MASKS)}, the paper's four (left is its 'half')]. Any "
+                   "kind of `complete --mask` but full and lowres.")
 @click.option("--method", "methods", multiple=True,
-              help="A method to score; repeat for several  [default: all]: ours (the model), "
-                   "biharmonic, telea, navier-stokes, mean.")
-@click.option("--limit", type=click.IntRange(min=1),
-              help="Use only this many images, drawn at random with --seed.")
-@click.option("--sweep", "sweep", callback=lambda c, p, v: _iteration_counts(v),
-              metavar="N,N,...",
-              help="Time to quality instead: score the model after each of these iteration "
-                   "counts (e.g. 25,50,100,200,500,1000), for random and encoder starts, "
-                   "float32 and bfloat16; writes sweep.csv, sweep.json and sweep.png.")
+              help=f"A method to score; repeat for several  [default: all]: "
+                   f"{', '.join(EVALUATE_METHODS)} (ours is the model).")
+@_evaluate("limit", type=click.IntRange(min=1),
+           help="Use only this many images, drawn at random with --seed.")
+@_evaluate("sweep", metavar="N,N,...",
+           help="Time to quality instead: score the model after each of these iteration counts "
+                "(e.g. 25,50,100,200,500,1000), for random and encoder starts, float32 and "
+                "bfloat16; writes sweep.csv, sweep.json and sweep.png.")
 @click.option("--photos", is_flag=True,
               help="ALIGNED_DIR holds ordinary photos (RAW_DIR): cut a hole over the middle of "
                    "every face at the photo's scale and score the repaired photos at full "
                    "resolution (PSNR of the hole, dlib finds the face again)  [methods default: "
-                   "ours, telea, biharmonic; mask default: center].")
+                   f"{', '.join(PHOTO_EVALUATE_METHODS)}; mask default: "
+                   f"{', '.join(PHOTO_EVALUATE_MASKS)}].")
 @click.option("--out", "out_dir", default=EVALUATE_OUT, show_default=True,
               type=click.Path(file_okay=False, path_type=str),
               help="Output folder (created if missing).")
 @_with_options(_COMPLETION_OPTIONS)
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="Seed for the choice of images, the random masks and the starting z.")
+@_evaluate("seed", type=_SEED,
+           help="Seed for the choice of images, the random masks and the starting z.")
 @_with_options(_RUN_OPTIONS)
 @_friendly_errors
 def evaluate(aligned_dir, masks, methods, limit, sweep, photos, out_dir, checkpoint_dir,
@@ -528,30 +528,29 @@ def evaluate(aligned_dir, masks, methods, limit, sweep, photos, out_dir, checkpo
       per_image.csv              every score of every image
       comparison.png             original | masked | ours | biharmonic | telea, per mask
     """
-    options = CompleteOptions(seed=seed, **options)
+    evaluation = EvaluateOptions(masks=masks, methods=methods, limit=limit, seed=seed,
+                                 photos=photos, sweep=sweep)
+    options = CompleteOptions(seed=evaluation.seed, **options)
     mask_options = MaskOptions(center_scale, fraction)
     _start_tensorflow(threads)
-    from dcgan_complete.evaluate import DEFAULT_MASKS, METHODS, evaluate as run_evaluation
 
-    if sweep:
+    if evaluation.sweep:
         from dcgan_complete.sweep import time_to_quality
 
         result = time_to_quality(aligned_dir, checkpoint_dir=checkpoint_dir,
-                                 masks=masks or DEFAULT_MASKS, iterations=sweep, limit=limit,
-                                 seed=seed, out_dir=out_dir, options=options,
-                                 mask_options=mask_options)
+                                 masks=evaluation.mask_kinds, iterations=evaluation.sweep,
+                                 limit=evaluation.limit, seed=evaluation.seed, out_dir=out_dir,
+                                 options=options, mask_options=mask_options)
         click.echo(result.report())
         click.echo(f"\n{result.images} image(s) in {result.seconds:.1f} s; sweep.csv, sweep.json "
                    f"and sweep.png in {display_name(result.out_dir)}/")
         return
 
-    if photos:
-        from dcgan_complete.evaluate import PHOTO_MASKS, PHOTO_METHODS, evaluate_photos
+    if evaluation.photos:
+        from dcgan_complete.evaluate import evaluate_photos
 
-        result = evaluate_photos(aligned_dir, checkpoint_dir=checkpoint_dir,
-                                 masks=masks or PHOTO_MASKS, methods=methods or PHOTO_METHODS,
-                                 limit=limit, seed=seed, out_dir=out_dir, options=options,
-                                 mask_options=mask_options)
+        result = evaluate_photos(aligned_dir, checkpoint_dir, evaluation, out_dir=out_dir,
+                                 options=options, mask_options=mask_options)
         for path, reason in result.skipped:
             click.echo(f"skipped {path}: {reason}", err=True)
         click.echo(result.report())
@@ -559,10 +558,10 @@ def evaluate(aligned_dir, masks, methods, limit, sweep, photos, out_dir, checkpo
                    f"{display_name(result.out_dir)}/")
         return
 
-    summary = run_evaluation(
-        aligned_dir, checkpoint_dir=checkpoint_dir, masks=masks or DEFAULT_MASKS,
-        methods=methods or METHODS, limit=limit, seed=seed, out_dir=out_dir,
-        options=options, mask_options=mask_options)
+    from dcgan_complete.evaluate import evaluate as run_evaluation
+
+    summary = run_evaluation(aligned_dir, checkpoint_dir, evaluation, out_dir=out_dir,
+                             options=options, mask_options=mask_options)
     for path, reason in summary.skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     if summary.resized:
@@ -574,29 +573,33 @@ def evaluate(aligned_dir, masks, methods, limit, sweep, photos, out_dir, checkpo
 
 
 # ----------------------------------------------------------------------------------------- demo
+def _demo(name, *decls, **kwargs):
+    return _option(DemoOptions, name, *decls, **kwargs)
+
+
 @main.command()
 @click.option("--out", "out_dir", default=DEMO_OUT, show_default=True,
               type=click.Path(file_okay=False, path_type=str), help="Output folder.")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=str),
               help="A `train` output folder  [default: the bundled face model]")
-@click.option("--samples", type=click.Path(file_okay=False, path_type=str),
-              help="A folder of aligned faces  [default: the bundled sample faces]")
-@click.option("--iterations", type=click.IntRange(min=1),
-              help="Search steps per image  [default: complete's]")
-@click.option("--seed", default=0, show_default=True, type=int)
+@_demo("samples", type=click.Path(file_okay=False, path_type=str),
+       help="A folder of aligned faces  [default: the bundled sample faces]")
+@_demo("iterations", type=click.IntRange(1, MAX_ITERATIONS),
+       help="Search steps per image  [default: complete's]")
+@_demo("seed", type=_SEED, help="Seed for the random masks and the starting z.")
 @_with_options(_RUN_OPTIONS)
 @_friendly_errors
-def demo(out_dir, checkpoint_dir, samples, iterations, seed, precision, threads):
+def demo(out_dir, checkpoint_dir, threads, **options):
     """Complete the sample faces with center, random, scratches and text masks.
 
     Writes OUT/summary.png (one row per face: original, then masked | completed per mask) and,
     per mask, OUT/KIND/ with what `complete --gif` writes.
     """
-    options = CompleteOptions(iterations=iterations, seed=seed, precision=precision)
+    options = DemoOptions(**options)
     _start_tensorflow(threads)
     from dcgan_complete.demo import run_demo
 
-    summary = run_demo(out_dir, checkpoint_dir=checkpoint_dir, samples=samples, options=options)
+    summary = run_demo(out_dir, checkpoint_dir=checkpoint_dir, demo=options)
     click.echo(f"done: {display_name(summary)} (and one folder per mask in "
                f"{display_name(out_dir)}/)")
 
@@ -610,16 +613,17 @@ def _serve(name, *decls, **kwargs):
 @_serve("host", help="Address to listen on. The default is this machine only; 0.0.0.0 lets "
                      "anyone on the network use the page.")
 @_serve("port", type=click.IntRange(1, 65535))
-@_serve("concurrency", type=click.IntRange(min=1),
+@_serve("concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
         help="Searches at once (each uses every core, so 1 serves everyone fastest).")
-@_serve("queue_size", type=click.IntRange(min=1),
+@_serve("queue_size", type=click.IntRange(1, MAX_QUEUE_SIZE),
         help="Requests that may wait for a search (each is told its place); one more is told "
              "that the queue is full.")
-@_serve("max_upload_mb", type=click.IntRange(min=1), help="Larger uploads are refused.")
-@_serve("max_megapixels", type=click.FloatRange(min=0, min_open=True),
+@_serve("max_upload_mb", type=click.IntRange(1, MAX_UPLOAD_MB),
+        help="Larger uploads are refused.")
+@_serve("max_megapixels", type=click.FloatRange(0, MAX_UPLOAD_MEGAPIXELS, min_open=True),
         help="Larger images are refused before they are decoded.")
 @_with_options(_COMPLETION_OPTIONS)
-@_search("seed", type=int, help="The page's default seed (random masks and starting z).")
+@_search("seed", type=_SEED, help="The page's default seed (random masks and starting z).")
 @_with_options(_RUN_OPTIONS)
 @_friendly_errors
 def serve(host, port, concurrency, queue_size, max_upload_mb, max_megapixels, checkpoint_dir,
@@ -638,7 +642,7 @@ def serve(host, port, concurrency, queue_size, max_upload_mb, max_megapixels, ch
     mask_options = MaskOptions(center_scale, fraction)
     _start_tensorflow(threads)
     from dcgan_complete.app import check_serving, serve as run_server
-    from dcgan_complete.complete import load_completer
+    from dcgan_complete.search import load_completer
 
     if serve_options.public:
         click.echo(f"warning: --host {host} lets anyone who can reach this machine on the "

@@ -3,7 +3,9 @@
 Decoding goes through ``images.read_image`` (the package's one loader) in a thread pool; Pillow
 releases the GIL while it decodes and resizes, so both cores work.  A set that fits in memory
 (``memory_limit`` bytes of uint8 pixels) is decoded once and kept; a larger one is validated once
-and decoded again on every pass from the list of good files.
+and decoded again on every pass from the list of good files.  A file that cannot be read, or is
+larger than the pixel limit (:func:`images.megapixel_limit`, checked before decoding), is skipped
+and reported in the summary; the others train.
 """
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ import numpy as np
 
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.files import display_name, is_inside
-from dcgan_complete.images import (PIXEL_SCALE, ImageReadError, center_crop_resize, find_images,
-                                   read_image)
+from dcgan_complete.images import (MAX_MEGAPIXELS_VARIABLE, PIXEL_SCALE, ImageReadError,
+                                   ImageTooLargeError, center_crop_resize, find_images,
+                                   megapixel_limit, read_image)
 
 DEFAULT_MEMORY_LIMIT = 4 * 2 ** 30
 
@@ -31,6 +34,7 @@ class DatasetSummary:
     used: int = 0
     resized: int = 0
     unreadable: list = dataclasses.field(default_factory=list)
+    too_large: list = dataclasses.field(default_factory=list)  # over the pixel limit, not decoded
     in_memory: bool = True
 
     def describe(self):
@@ -38,11 +42,18 @@ class DatasetSummary:
         if self.resized:
             text += f" ({self.resized} centre-cropped/resized)"
         if self.unreadable:
-            shown = ", ".join(display_name(Path(p).name) for p in self.unreadable[:3])
-            more = "..." if len(self.unreadable) > 3 else ""
-            text += f"; skipped {len(self.unreadable)} unreadable ({shown}{more})"
+            text += f"; skipped {len(self.unreadable)} unreadable ({_some(self.unreadable)})"
+        if self.too_large:
+            text += (f"; skipped {len(self.too_large)} over the {megapixel_limit():g}-megapixel "
+                     f"limit ({_some(self.too_large)}; {MAX_MEGAPIXELS_VARIABLE} raises it)")
         text += "; kept in memory" if self.in_memory else "; streamed from disk"
         return text
+
+
+def _some(paths, shown=3):
+    """The first few file names of ``paths``, printable, with "..." for the rest."""
+    names = ", ".join(display_name(Path(p).name) for p in paths[:shown])
+    return names + ("..." if len(paths) > shown else "")
 
 
 def find_training_images(root, exclude=()):
@@ -66,13 +77,14 @@ def find_training_images(root, exclude=()):
 
 
 def _load_square(path, size):
-    """(uint8 image of size x size, whether it had to be cropped/resized), or (None, False)."""
+    """(uint8 image of size x size, whether it had to be cropped/resized, None), or
+    (None, False, the ImageReadError) for a file that cannot be used."""
     try:
         image = read_image(path)
-    except ImageReadError:
-        return None, False
+    except ImageReadError as exc:
+        return None, False, exc
     changed = image.shape[:2] != (size, size)
-    return center_crop_resize(image, size), changed
+    return center_crop_resize(image, size), changed, None
 
 
 def _workers():
@@ -92,14 +104,17 @@ def load_images(paths, size, memory_limit=DEFAULT_MEMORY_LIMIT, progress=True, r
 
     keep = len(paths) * size * size * 3 <= memory_limit
     summary = DatasetSummary(root=str(root), found=len(paths), in_memory=keep)
-    images, good = [], []
+    megapixel_limit()  # a bad DCGAN_COMPLETE_MAX_MEGAPIXELS fails here, once, in one line
+    images, good, first_error = [], [], None
     with ThreadPoolExecutor(_workers()) as pool:
         results = pool.map(lambda p: _load_square(p, size), paths)
         bar = tqdm(results, total=len(paths), desc="decoding", unit="img", disable=not progress,
                    leave=False)
-        for path, (image, changed) in zip(paths, bar):
-            if image is None:
-                summary.unreadable.append(str(path))
+        for path, (image, changed, error) in zip(paths, bar):
+            if error is not None:
+                first_error = first_error or error
+                (summary.too_large if isinstance(error, ImageTooLargeError)
+                 else summary.unreadable).append(str(path))
                 continue
             good.append(path)
             summary.resized += changed
@@ -108,7 +123,7 @@ def load_images(paths, size, memory_limit=DEFAULT_MEMORY_LIMIT, progress=True, r
     summary.used = len(good)
     if not good:
         raise DcganError(f"none of the {len(paths)} image files under {display_name(root)} "
-                         "could be read")
+                         f"could be read: {first_error}")
     return (np.stack(images) if keep else None), good, summary
 
 
@@ -163,7 +178,7 @@ def make_dataset(images, good_paths, size, batch_size, seed=None, z_dim=None,
         path_list = [str(p) for p in good_paths]
 
         def load(i):
-            image, _ = _load_square(path_list[int(i)], size)
+            image, _, _ = _load_square(path_list[int(i)], size)
             if image is None:  # the file changed since it was validated
                 image = np.zeros((size, size, 3), np.uint8)
             return image

@@ -13,38 +13,35 @@ import numpy as np
 
 from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
-from dcgan_complete.complete import (check_out_dir, load_completer, load_inputs, output_names,
-                                     progress_bar, write_outputs)
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.files import display_name
-from dcgan_complete.options import DEMO_OUT, CompleteOptions
+from dcgan_complete.options import DEMO_MASKS, DEMO_OUT, CompleteOptions, DemoOptions
+from dcgan_complete.outputs import check_out_dir, output_names, write_outputs
+from dcgan_complete.search import load_completer, progress_bar
 
-DEMO_MASKS = ("center", "random", "scratches", "text")
-
-
-def samples_dir():
-    """The sample faces: ``data/samples`` of a source checkout, or the installed copy."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "samples", here.parent / "data" / "samples"):
-        if candidate.is_dir() and any(candidate.glob("*.png")):
-            return candidate
-    return None
+__all__ = ["DEMO_MASKS", "DemoOptions", "run_demo"]
 
 
-def run_demo(out_dir=DEMO_OUT, checkpoint_dir=None, samples=None, mask_kinds=DEMO_MASKS,
+def run_demo(out_dir=DEMO_OUT, checkpoint_dir=None, demo: DemoOptions | None = None,
              options: CompleteOptions | None = None, progress=True):
     """Complete every sample face with every mask kind; returns the path of ``summary.png``.
 
     All (face, mask) pairs are searched in one batch.  Per mask kind, ``OUT/KIND/`` gets what
     ``complete`` writes (with GIFs); ``OUT/summary.png`` has one row per face: the original,
     then masked | completed for each kind.
+
+    ``demo`` holds the sample folder, the mask kinds and the search settings a user may set
+    (:class:`~dcgan_complete.options.DemoOptions`; its defaults by default); ``options``, when
+    given, replaces the whole search's settings (its seed draws the random masks).
     """
-    options = options or CompleteOptions(seed=0)
-    paths = _sample_paths(samples)
+    demo = demo or DemoOptions()
+    options = options or demo.search_options()
+    mask_kinds = demo.mask_kinds
+    paths = _sample_paths(demo.samples)
     check_out_dir(out_dir, paths)
     completer = load_completer(checkpoint_dir, options)
     size = completer.size
-    good, faces, _, _ = load_inputs(paths, size)
+    good, faces, _, _ = imgs.load_crops(paths, size)
     if faces is None:
         raise DcganError(f"none of the sample images in {display_name(paths[0].parent)} could "
                          "be read")
@@ -75,7 +72,7 @@ def run_demo(out_dir=DEMO_OUT, checkpoint_dir=None, samples=None, mask_kinds=DEM
 def _sample_paths(samples):
     """The sample images: those in ``samples``, or the bundled ones."""
     if samples is None:
-        samples = samples_dir()
+        samples = imgs.samples_dir()
         if samples is None:
             raise OptionError("samples", "the bundled sample faces are missing from this "
                                          "installation: pass {samples} with a folder of "

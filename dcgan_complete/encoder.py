@@ -14,7 +14,9 @@ Masks are drawn from :data:`~dcgan_complete.options.ENCODER_MASKS`, so one encod
 kind.  The run is resumable (``CHECKPOINT_DIR/encoder/ckpt-STEP.npz``, atomic, as ``train``'s),
 logs to TensorBoard (``CHECKPOINT_DIR/encoder/logs``), and writes ``encoder.weights.h5`` beside
 the model with its width recorded in ``config.json``; :class:`~dcgan_complete.search.Completer`
-loads it from there.
+loads it from there.  It holds the model folder for its whole length
+(:class:`~dcgan_complete.files.FolderLock`): a ``train`` or ``train-encoder`` run on the same
+folder meanwhile is refused.
 
 Example
 -------
@@ -36,7 +38,8 @@ import tensorflow as tf
 from dcgan_complete import data
 from dcgan_complete import masks as mask_lib
 from dcgan_complete.errors import DcganError, exit_code_of, signals_ignored, signals_interrupt
-from dcgan_complete.files import atomic_write, display_name, ensure_writable_dir, write_text
+from dcgan_complete.files import (FolderLock, atomic_write, display_name, ensure_writable_dir,
+                                  write_text)
 from dcgan_complete.model import (CONFIG_FILE, ENCODER_FILE, build_encoder, load_models,
                                   resolve_precision)
 from dcgan_complete.options import ENCODER_MASKS, EncoderOptions
@@ -121,6 +124,17 @@ class EncoderTrainer:
         self.run_dir = self.model_dir / ENCODER_DIR
         ensure_writable_dir(self.model_dir, "checkpoint_dir")
         ensure_writable_dir(self.run_dir, "checkpoint_dir")
+        # the folder's model is this run's until it ends: not another train-encoder's, and not a
+        # train run's, which would change the generator under the encoder
+        self._lock = FolderLock(self.model_dir, "train-encoder", "checkpoint_dir")
+        try:
+            self._start(options)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, options):
+        """The rest of the set-up, once the model folder is this run's."""
         self.precision = resolve_precision(options.precision)
         need_real = options.dataset is not None and options.real_fraction > 0
         self.config, generator, discriminator = load_models(
@@ -141,6 +155,19 @@ class EncoderTrainer:
         self.masks = mask_bank(self.config.image_size, seed=options.seed)
         self.step, self.last_checkpoint = 0, None
         self._resume()
+
+    def close(self):
+        """Give up the model folder (another run may use it now); :func:`train_encoder` does
+        this when it ends."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def _resume(self):
         for _, path in reversed(list_checkpoints(self.run_dir)):
@@ -231,16 +258,16 @@ def export_encoder(directory, encoder, options: EncoderOptions, step):
 def train_encoder(options: EncoderOptions | None = None):
     """Train (or resume) the encoder of the model in ``options.checkpoint_dir``."""
     options = options or EncoderOptions()
-    trainer = EncoderTrainer(options)
     say = print if options.progress else (lambda *a, **k: None)
-    for note in trainer.notes:
-        say(note)
-    real = f"; real faces from {display_name(options.dataset)}" if trainer.real else ""
-    say(f"encoder for {display_name(trainer.model_dir)} ({trainer.config.image_size} px, "
-        f"z {trainer.config.z_dim}), precision {trainer.precision}{real}")
-    if trainer.step:
-        say(f"resuming from {trainer.last_checkpoint.name}: step {trainer.step}")
-    result = trainer.fit()
+    with EncoderTrainer(options) as trainer:
+        for note in trainer.notes:
+            say(note)
+        real = f"; real faces from {display_name(options.dataset)}" if trainer.real else ""
+        say(f"encoder for {display_name(trainer.model_dir)} ({trainer.config.image_size} px, "
+            f"z {trainer.config.z_dim}), precision {trainer.precision}{real}")
+        if trainer.step:
+            say(f"resuming from {trainer.last_checkpoint.name}: step {trainer.step}")
+        result = trainer.fit()
     if result.stopped == "interrupted":
         say(f"interrupted at step {result.step}; saved (run the same command to resume)")
     else:

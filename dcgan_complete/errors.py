@@ -7,6 +7,7 @@ flags.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import signal
 
 
@@ -104,3 +105,42 @@ def signal_handlers(handler, signums=(signal.SIGINT, signal.SIGTERM)):
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+# --------------------------------------------------------------------------------------------
+# optional libraries
+
+EVAL_EXTRA = "pip install 'dcgan-complete[eval]'"
+_DISTRIBUTIONS = {"skimage": "scikit-image", "cv2": "opencv-python-headless"}
+_EVAL_EXTRA_MODULES = ("skimage", "matplotlib")
+
+
+class MissingDependencyError(DcganError, ImportError):
+    """An optional library (scikit-image, of the ``eval`` extra) is not installed."""
+
+
+def import_optional(name, purpose):
+    """Import the module ``name`` of an optional library, or say how to install it.
+
+    Parameters
+    ----------
+    name : str
+        A module of scikit-image or OpenCV, e.g. ``"skimage.metrics"`` or ``"cv2"``.
+    purpose : str
+        What needs it, for the message (``"SSIM"``).
+
+    Raises
+    ------
+    MissingDependencyError
+        If the library cannot be imported; the message says how to install it (OpenCV is
+        one of the package's own dependencies; scikit-image comes with the ``eval`` extra).
+    """
+    top = name.split(".")[0]
+    try:
+        importlib.import_module(top)  # a module cached in sys.modules hides a missing parent
+        return importlib.import_module(name)
+    except ImportError:
+        package = _DISTRIBUTIONS.get(top, top)
+        remedy = EVAL_EXTRA if top in _EVAL_EXTRA_MODULES else f"pip install {package}"
+        raise MissingDependencyError(
+            f"{purpose} needs {package}, which is not installed: {remedy}") from None

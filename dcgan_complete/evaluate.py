@@ -1,28 +1,16 @@
 """What ``dcgan-complete evaluate`` does: mask ground-truth faces, fill them, score the fills.
 
 Every image is masked with each mask kind and filled by every method: the model (``ours``, the
-search of :mod:`dcgan_complete.complete`) and four classical baselines, each a function
-``(image, mask) -> image`` on ``uint8`` arrays that keeps the known pixels exactly:
-
-- ``biharmonic``: scikit-image's ``restoration.inpaint_biharmonic``;
-- ``telea`` and ``navier-stokes``: OpenCV's ``cv2.inpaint`` (Telea 2004; Bertalmio et al. 2001);
-- ``mean``: every hole pixel gets the mean colour of the known pixels (the floor).
-
-The scores are those of :mod:`dcgan_complete.metrics`.  scikit-image and OpenCV come with the
-``eval`` extra (``pip install 'dcgan-complete[eval]'``).  The baselines need neither TensorFlow
-nor a model, but this module imports TensorFlow (through :mod:`dcgan_complete.complete`).
+search of :mod:`dcgan_complete.search`) and the classical fills of
+:mod:`dcgan_complete.classical` (biharmonic, Telea, Navier-Stokes, mean).  The scores are those
+of :mod:`dcgan_complete.metrics`.  The biharmonic fill and SSIM need scikit-image, which comes
+with the ``eval`` extra (``pip install 'dcgan-complete[eval]'``).  This module imports
+TensorFlow (through :mod:`dcgan_complete.search`).
 
 References
 ----------
 .. [1] R. A. Yeh, C. Chen, T. Y. Lim, A. G. Schwing, M. Hasegawa-Johnson and M. N. Do,
        "Semantic Image Inpainting with Deep Generative Models", CVPR 2017, Table 1.
-.. [2] A. Telea, "An image inpainting technique based on the fast marching method", Journal of
-       Graphics Tools 9(1), 2004.
-.. [3] M. Bertalmio, A. L. Bertozzi and G. Sapiro, "Navier-Stokes, fluid dynamics, and image and
-       video inpainting", CVPR 2001.
-.. [4] S. B. Damelin and N. S. Hoang, "On surface completion and image inpainting by biharmonic
-       functions: numerical aspects", International Journal of Mathematics and Mathematical
-       Sciences, 2018.
 """
 from __future__ import annotations
 
@@ -36,22 +24,20 @@ import numpy as np
 from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
 from dcgan_complete import metrics
-from dcgan_complete.complete import bundled_model_dir, load_completer, load_inputs
-from dcgan_complete.errors import DcganError, OptionError
-from dcgan_complete.files import display_name, ensure_writable_dir, is_inside, write_csv, \
-    write_text
-from dcgan_complete.options import EVALUATE_OUT, CompleteOptions, MaskOptions, PhotoOptions
+from dcgan_complete.classical import BASELINE_MODULES, BASELINES, HOLE_GRAY, TELEA_RADIUS
+from dcgan_complete.errors import DcganError
+from dcgan_complete.files import display_name, ensure_writable_dir, write_csv, write_text
+from dcgan_complete.options import (EVALUATE_MASKS, EVALUATE_METHODS, EVALUATE_OUT,
+                                    PHOTO_EVALUATE_MASKS, PHOTO_EVALUATE_METHODS,
+                                    CompleteOptions, EvaluateOptions, MaskOptions, PhotoOptions)
+from dcgan_complete.search import bundled_model_dir, load_completer
 
 # The paper's four masks; "left" is its "half".
-DEFAULT_MASKS = ("center", "pattern", "random", "left")
-# Kinds that leave no pixel exactly known or none to fill cannot be scored against a hole.
-UNSCORABLE_MASKS = ("full", "lowres")
-OURS = "ours"
-METHODS = (OURS, "biharmonic", "telea", "navier-stokes", "mean")
+DEFAULT_MASKS = EVALUATE_MASKS
+METHODS = EVALUATE_METHODS
+OURS = METHODS[0]
 COMPARISON_METHODS = (OURS, "biharmonic", "telea")
 COMPARISON_IMAGES = 4
-OPENCV_RADIUS = 3        # cv2.inpaint's neighbourhood radius in pixels
-HOLE_GRAY = 128          # how holes look in comparison.png
 
 # Yeh et al. (2017), Table 1: PSNR in dB on CelebA, (Context Encoder, Yeh et al.).
 PAPER_PSNR = {"center": (21.3, 19.4), "pattern": (19.2, 17.4), "random": (20.6, 22.8),
@@ -63,112 +49,6 @@ SUMMARY_FIELDS = ("mask", "method", "images", "psnr", "psnr_hole", "ssim", "face
                   "distance", "same_person", "seconds_per_image")
 PER_IMAGE_FIELDS = ("image", "mask", "method", "psnr", "psnr_hole", "ssim", "face_found",
                     "distance", "same_person", "seconds")
-
-
-# --------------------------------------------------------------------------------------------
-# baselines
-
-
-def _check_image_mask(image, mask):
-    image, mask = np.asarray(image), np.asarray(mask)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
-    if mask.shape != image.shape[:2]:
-        raise ValueError(f"mask must have shape {image.shape[:2]} (H, W), got {mask.shape}")
-    known = mask >= 0.5
-    if not known.any():
-        raise ValueError("the mask has no known pixel: there is nothing to fill from")
-    return image, known
-
-
-def _keep_known(image, known, filled):
-    """``filled`` (float, 0-255) in the hole, ``image`` exactly elsewhere, as uint8."""
-    filled = np.clip(np.rint(filled), 0, 255).astype(np.uint8)
-    return np.where(known[..., None], image, filled)
-
-
-def biharmonic_fill(image, mask):
-    """Fill the hole with scikit-image's biharmonic inpainting.
-
-    Parameters
-    ----------
-    image : ndarray of uint8, shape (H, W, 3)
-    mask : array_like, shape (H, W)
-        1 = known pixel, 0 = pixel to fill (values below 0.5 count as 0).
-
-    Returns
-    -------
-    ndarray of uint8, shape (H, W, 3)
-        The known pixels are those of ``image``, exactly.
-
-    Raises
-    ------
-    ValueError
-        For a wrong shape or dtype, or a mask without a known pixel.
-    MissingDependencyError
-        If scikit-image is not installed.
-
-    Example
-    -------
-    >>> image = np.full((8, 8, 3), 200, np.uint8); mask = np.ones((8, 8)); mask[2:6, 2:6] = 0
-    >>> int(biharmonic_fill(image, mask)[4, 4, 0])
-    200
-    """
-    image, known = _check_image_mask(image, mask)
-    restoration = metrics.import_optional("skimage.restoration", "the biharmonic baseline")
-    filled = restoration.inpaint_biharmonic(image / 255.0, ~known, channel_axis=-1)
-    return _keep_known(image, known, filled * 255.0)
-
-
-def _opencv_fill(image, mask, method_flag_name):
-    image, known = _check_image_mask(image, mask)
-    cv2 = metrics.import_optional("cv2", "the OpenCV baselines")
-    hole = (~known).astype(np.uint8) * 255
-    # cv2.inpaint treats the channels alike, so RGB order needs no conversion.
-    filled = cv2.inpaint(np.ascontiguousarray(image), hole, OPENCV_RADIUS,
-                         getattr(cv2, method_flag_name))
-    return _keep_known(image, known, filled)
-
-
-def telea_fill(image, mask):
-    """Fill the hole with OpenCV's ``cv2.inpaint`` by Telea's fast marching method.
-
-    Parameters and returns as for :func:`biharmonic_fill`; the neighbourhood radius is
-    ``OPENCV_RADIUS`` (3 pixels).  Raises ``MissingDependencyError`` without OpenCV.
-    """
-    return _opencv_fill(image, mask, "INPAINT_TELEA")
-
-
-def navier_stokes_fill(image, mask):
-    """Fill the hole with OpenCV's ``cv2.inpaint`` by the Navier-Stokes method.
-
-    Parameters and returns as for :func:`biharmonic_fill`; the neighbourhood radius is
-    ``OPENCV_RADIUS`` (3 pixels).  Raises ``MissingDependencyError`` without OpenCV.
-    """
-    return _opencv_fill(image, mask, "INPAINT_NS")
-
-
-def mean_fill(image, mask):
-    """Fill the hole with the mean colour of the known pixels: the floor any method must beat.
-
-    Parameters and returns as for :func:`biharmonic_fill`; needs numpy only.
-
-    Example
-    -------
-    >>> image = np.zeros((2, 2, 3), np.uint8); image[0] = 100
-    >>> mean_fill(image, [[1, 1], [1, 0]])[1, 1].tolist()
-    [67, 67, 67]
-    """
-    image, known = _check_image_mask(image, mask)
-    colour = image[known].mean(axis=0)
-    return _keep_known(image, known, np.broadcast_to(colour, image.shape))
-
-
-BASELINES = {"biharmonic": biharmonic_fill, "telea": telea_fill,
-             "navier-stokes": navier_stokes_fill, "mean": mean_fill}
-# The optional module each needs, checked before any work is done.
-_BASELINE_MODULES = {"biharmonic": "skimage.restoration", "telea": "cv2",
-                     "navier-stokes": "cv2", "mean": None}
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,9 +92,9 @@ class EvaluationSummary:
             paper])
 
 
-def evaluate(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS, methods=METHODS, limit=None,
-             seed=0, out_dir=EVALUATE_OUT, options: CompleteOptions | None = None,
-             mask_options: MaskOptions | None = None, progress=True):
+def evaluate(aligned_dir, checkpoint_dir=None, evaluation: EvaluateOptions | None = None,
+             out_dir=EVALUATE_OUT, options: CompleteOptions | None = None,
+             mask_options: MaskOptions | None = None, progress=True, **fields):
     """Mask ground-truth faces, fill them with the model and the baselines, and score the fills.
 
     Writes into ``out_dir``: ``summary.csv`` and ``summary.json`` (one row per mask and method,
@@ -235,16 +115,15 @@ def evaluate(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS, methods=METH
         model never saw; resized (centre-cropped) to the model's size where needed.
     checkpoint_dir : str or Path, optional
         A ``train`` output folder; by default the bundled model.  Not needed without ``ours``.
-    masks : sequence of str
-        Mask kinds (see :data:`dcgan_complete.masks.MASK_KINDS`; not ``full`` or ``lowres``).
-        The random kinds draw a fresh mask per image; every method gets the same masks.
-    methods : sequence of str
-        Any of :data:`METHODS`.
-    limit : int, optional
-        Use only this many images, drawn at random (with ``seed``) from the sorted list.
-    seed : int
-        Seeds the choice of images, the random masks and the model's starting z: a run with the
-        same arguments repeats exactly.
+    evaluation : EvaluateOptions, optional
+        What to score: ``masks``, mask kinds (see :data:`dcgan_complete.masks.MASK_KINDS`; not
+        ``full`` or ``lowres``; the random kinds draw a fresh mask per image, every method gets
+        the same masks; default :data:`DEFAULT_MASKS`); ``methods``, any of :data:`METHODS`
+        (default all); ``limit``, use only this many images, drawn at random (with ``seed``)
+        from the sorted list; ``seed``, which seeds the choice of images, the random masks and
+        the model's starting z: a run with the same arguments repeats exactly.
+    **fields
+        Fields of ``evaluation`` to replace, as ``masks=("center",), seed=3``.
     out_dir : str or Path
         Where the report goes (created if needed).
     options : CompleteOptions, optional
@@ -265,17 +144,18 @@ def evaluate(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS, methods=METH
         library of the ``eval`` extra.
     """
     start = time.perf_counter()
-    masks, methods = _check_choices(masks, methods)
-    _check_limit(limit)
+    evaluation = dataclasses.replace(evaluation or EvaluateOptions(), **fields)
+    masks, methods = metrics.check_choices(evaluation.mask_kinds, evaluation.method_names)
+    limit, seed = evaluation.limit, evaluation.seed
     _check_libraries(methods)
     mask_options = mask_options or MaskOptions()
     aligned_dir = Path(aligned_dir)
-    paths = _choose_images(aligned_dir, out_dir, limit, seed)
+    paths = metrics.choose_images(aligned_dir, out_dir, limit, seed)
     ensure_writable_dir(out_dir, "out_dir")
     completer, checkpoint_dir = _load_model(checkpoint_dir, options) if OURS in methods \
         else (None, None)
     size = completer.size if completer else _first_image_size(paths)
-    good, images, resized, skipped = load_inputs(paths, size)
+    good, images, resized, skipped = imgs.load_crops(paths, size)
     if images is None:
         raise DcganError(f"none of the {len(paths)} images could be read: {skipped[0][1]}")
     names = [p.relative_to(aligned_dir).as_posix() for p in good]
@@ -384,61 +264,23 @@ def _settings(aligned_dir, checkpoint_dir, size, masks, methods, limit, seed, ma
         "face_upscale": metrics.FACE_UPSCALE,
         "face_pad": metrics.FACE_PAD,
         "same_person_distance": metrics.SAME_PERSON_DISTANCE,
-        "opencv_radius": OPENCV_RADIUS}
-
-
-def _check_limit(limit):
-    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
-        raise OptionError("limit", f"{{limit}} must be a positive integer, not {limit!r}")
+        "opencv_radius": TELEA_RADIUS}
 
 
 def _check_libraries(methods):
     """Fail before any work when a library the chosen methods need is missing."""
     metrics.import_optional("skimage.metrics", "SSIM")
     for method in methods:
-        if _BASELINE_MODULES.get(method):
-            metrics.import_optional(_BASELINE_MODULES[method], f"the {method} baseline")
-
-
-def _check_choices(masks, methods):
-    masks, methods = tuple(masks), tuple(methods)
-    scorable = [k for k in mask_lib.MASK_KINDS if k not in UNSCORABLE_MASKS]
-    for kind in masks:
-        if kind not in scorable:
-            raise DcganError(f"cannot evaluate mask {kind!r}: choose from {', '.join(scorable)}")
-    for method in methods:
-        if method not in METHODS:
-            raise DcganError(f"unknown method {method!r}: choose from {', '.join(METHODS)}")
-    if not masks or not methods:
-        raise DcganError("give at least one mask and one method")
-    # repeats would only repeat rows
-    return tuple(dict.fromkeys(masks)), tuple(dict.fromkeys(methods))
-
-
-def _choose_images(aligned_dir, out_dir, limit, seed):
-    where = display_name(aligned_dir)
-    if not aligned_dir.is_dir():
-        raise DcganError(f"ALIGNED_DIR {where} is not a folder" if aligned_dir.exists()
-                         else f"ALIGNED_DIR {where} does not exist")
-    if Path(out_dir).resolve() == aligned_dir.resolve():
-        raise OptionError("out_dir", "{out_dir} must not be ALIGNED_DIR itself")
-    # an earlier report inside ALIGNED_DIR is not ground truth
-    paths = [p for p in imgs.find_images(aligned_dir) if not is_inside(p, out_dir)]
-    if not paths:
-        raise DcganError(f"no .png, .jpg or .jpeg images in {where}")
-    if limit is not None and limit < len(paths):
-        chosen = np.random.default_rng([seed]).choice(len(paths), int(limit), replace=False)
-        paths = [paths[i] for i in sorted(chosen)]
-    return paths
+        if BASELINE_MODULES.get(method):
+            metrics.import_optional(BASELINE_MODULES[method], f"the {method} baseline")
 
 
 def _first_image_size(paths):
     """Without a model, the images are scored at the (shorter) side of the first readable one."""
     for path in paths:
-        try:
-            return min(imgs.read_image(path).shape[:2])
-        except imgs.ImageReadError:
-            continue
+        found = imgs.image_size(path)  # the header alone: nothing is decoded
+        if found is not None:
+            return min(found)
     raise DcganError(f"none of the {len(paths)} images could be read")
 
 
@@ -489,19 +331,6 @@ def _mean_row(kind, method, rows):
 # output
 
 
-def rst_table(header, body, right=None):
-    """Rows of strings as a reStructuredText simple table; ``right[i]``: right-align column i."""
-    right = right or (False,) * len(header)
-    widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
-    rule = "  ".join("=" * w for w in widths)
-
-    def line(cells):
-        return "  ".join(c.rjust(w) if r else c.ljust(w)
-                         for c, w, r in zip(cells, widths, right)).rstrip()
-
-    return "\n".join([rule, line(header), rule, *map(line, body), rule])
-
-
 def format_table(rows):
     """Summary rows as a reStructuredText simple table.
 
@@ -516,7 +345,7 @@ def format_table(rows):
              f"{r['ssim']:.3f}", f"{r['face_found']:.0%}",
              f"{r['distance']:.2f} ({r['same_person']:.0%})", f"{r['seconds_per_image']:.3f}")
             for r in rows]
-    return rst_table(header, body, right)
+    return metrics.rst_table(header, body, right)
 
 
 def _write_report(summary, images, shown, masks, methods):
@@ -552,8 +381,7 @@ def _write_rows(path, fields, rows):
 # --------------------------------------------------------------------------------------------
 # ordinary photos, at their own size
 
-PHOTO_MASKS = ("center",)
-PHOTO_METHODS = (OURS, "telea", "biharmonic")
+PHOTO_MASKS, PHOTO_METHODS = PHOTO_EVALUATE_MASKS, PHOTO_EVALUATE_METHODS
 PHOTO_SUMMARY_FIELDS = ("mask", "method", "photos", "faces", "psnr_hole", "face_found",
                         "model_faces", "seconds_per_photo")
 PER_PHOTO_FIELDS = ("photo", "mask", "method", "faces", "hole_pixels", "psnr_hole",
@@ -607,7 +435,7 @@ def format_photo_table(rows):
              f"{r['face_found']:.0%}",
              f"{r['model_faces']}" if r["method"] == OURS else "-",
              f"{r['seconds_per_photo']:.2f}") for r in rows]
-    return rst_table(header, body, right)
+    return metrics.rst_table(header, body, right)
 
 
 def _box_iou(a, b):
@@ -638,11 +466,10 @@ def _face_tile(image, box):
     return np.asarray(tile.resize((PHOTO_TILE, PHOTO_TILE), Image.LANCZOS))
 
 
-def evaluate_photos(raw_dir, checkpoint_dir=None, masks=PHOTO_MASKS, methods=PHOTO_METHODS,
-                    limit=None, seed=0, out_dir=EVALUATE_OUT,
-                    options: CompleteOptions | None = None,
+def evaluate_photos(raw_dir, checkpoint_dir=None, evaluation: EvaluateOptions | None = None,
+                    out_dir=EVALUATE_OUT, options: CompleteOptions | None = None,
                     mask_options: MaskOptions | None = None,
-                    photo_options: PhotoOptions | None = None, progress=True):
+                    photo_options: PhotoOptions | None = None, progress=True, **fields):
     """Cut a hole over the middle of every face of ordinary photos, at the photo's scale, repair
     the photos with the model (``complete``'s photo pipeline) and the baselines, and score them
     against the originals at full resolution.
@@ -663,8 +490,9 @@ def evaluate_photos(raw_dir, checkpoint_dir=None, masks=PHOTO_MASKS, methods=PHO
     raw_dir : str or Path
         Ordinary photos (.png/.jpg/.jpeg, searched recursively); those without a face are
         skipped and listed.
-    checkpoint_dir, masks, methods, limit, seed, out_dir, options, mask_options, progress
-        As for :func:`evaluate` (``limit`` counts photos).
+    checkpoint_dir, evaluation, out_dir, options, mask_options, progress, **fields
+        As for :func:`evaluate` (``limit`` counts photos; the default masks and methods are
+        :data:`PHOTO_MASKS` and :data:`PHOTO_METHODS`).
     photo_options : PhotoOptions, optional
         ``grain`` and ``upsample`` of the photo pipeline; ``upsample`` also finds the faces of
         the originals.
@@ -677,13 +505,14 @@ def evaluate_photos(raw_dir, checkpoint_dir=None, masks=PHOTO_MASKS, methods=PHO
     from dcgan_complete.photo import PhotoRepairer, find_faces, kind_hole
 
     start = time.perf_counter()
-    masks, methods = _check_choices(masks, methods)
-    _check_limit(limit)
+    evaluation = dataclasses.replace(evaluation or EvaluateOptions(), photos=True, **fields)
+    masks, methods = metrics.check_choices(evaluation.mask_kinds, evaluation.method_names)
+    limit, seed = evaluation.limit, evaluation.seed
     _check_libraries(methods)
     mask_options = mask_options or MaskOptions()
     photo_options = photo_options or PhotoOptions()
     raw_dir = Path(raw_dir)
-    paths = _choose_images(raw_dir, out_dir, limit, seed)
+    paths = metrics.choose_images(raw_dir, out_dir, limit, seed)
     ensure_writable_dir(out_dir, "out_dir")
     completer, checkpoint_dir = _load_model(checkpoint_dir, options) if OURS in methods \
         else (None, None)
@@ -751,7 +580,7 @@ def evaluate_photos(raw_dir, checkpoint_dir=None, masks=PHOTO_MASKS, methods=PHO
         "seed": seed, "mask_options": dataclasses.asdict(mask_options),
         "photo_options": dataclasses.asdict(photo_options),
         "options": dataclasses.asdict(completer.options) if completer else None,
-        "face_match_iou": FACE_MATCH_IOU, "opencv_radius": OPENCV_RADIUS,
+        "face_match_iou": FACE_MATCH_IOU, "opencv_radius": TELEA_RADIUS,
         "upsample": dict(zip(names, levels))}
     summary = PhotoEvaluationSummary(rows, per_photo, len(photos), n_faces, skipped,
                                      Path(out_dir), 0.0, settings)

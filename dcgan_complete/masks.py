@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from dcgan_complete import images
+from dcgan_complete.files import display_name
 from dcgan_complete.options import CONTEXT_WEIGHT_KINDS, CompleteOptions, MaskOptions
 
 MASK_KINDS = ("center", "random", "left", "right", "top", "bottom", "grid", "pattern", "full",
@@ -608,42 +609,64 @@ def make_mask(kind, size, rng=None, **params):
     return irregular_mask(size, rng=rng)
 
 
-def load_mask(path, size):
+def is_mask_kind(spec):
+    """Whether ``spec`` names a mask kind of :data:`MASK_KINDS` (a kind name wins over a file of
+    the same name).  The one place that decides it."""
+    return isinstance(spec, str) and spec in MASK_KINDS
+
+
+def _shape(shape):
+    """(H, W) from a side (int) or a shape."""
+    if isinstance(shape, (int, np.integer)):
+        size = _check_size(shape)
+        return size, size
+    return tuple(int(x) for x in shape)
+
+
+def load_mask(path, shape, image_name=None):
     """Read a mask image: white is known, black is to fill.
 
-    The image is read with `dcgan_complete.images.read_image`; a pixel is known when the mean of
-    its channels is at least 128.
+    The image is read with `dcgan_complete.images.read_image` (upright: EXIF orientation
+    applied); a pixel is known when the mean of its channels is at least 128.
 
     Parameters
     ----------
     path : str or Path
         A mask image (PNG recommended; JPEG works but is lossy).
-    size : int
-        The side the mask must have, in pixels (the model's image size).
+    shape : int or tuple of int
+        The size the mask must have: a side in pixels (an aligned crop, the model's size) or a
+        photo's ``(height, width)``.
+    image_name : str, optional
+        The image the mask is for, named in errors (default: "the images").
 
     Returns
     -------
-    mask : ndarray of float32, shape (size, size)
+    mask : ndarray of float32, shape (H, W)
+        1 for a known pixel, 0 for a pixel to fill.
 
     Raises
     ------
     ValueError
-        If the file cannot be read as an image (`images.ImageReadError`), is not
-        ``size`` x ``size``, or has no known (white) pixel.
+        If the file cannot be read as an image (`images.ImageReadError`), has another size, or
+        has no known (white) pixel.
 
     Example
     -------
     >>> mask = load_mask("masks/face.png", 64)  # doctest: +SKIP
     """
-    size = _check_size(size)
+    height, width = _shape(shape)
     pixels = images.read_image(path)
-    height, width = pixels.shape[:2]
-    if (height, width) != (size, size):
-        raise ValueError(f"mask {path} is {width}x{height} pixels, but the images are "
-                         f"{size}x{size}")
+    name = display_name(path)
+    h, w = pixels.shape[:2]
+    if (h, w) != (height, width):
+        what = image_name or "the images"
+        hint = " (images are read upright, turned by their EXIF orientation: draw the mask on " \
+               "the upright image)" if (w, h) == (height, width) else ""
+        raise ValueError(f"mask {name} is {w}x{h} pixels, but {what} is {width}x{height}: a "
+                         f"mask must have its image's size{hint}")
     known = pixels.astype(np.float32).mean(axis=2) >= 128
     if not known.any():
-        raise ValueError(f"mask {path} has no known pixel: it is all black "
+        raise ValueError(f"mask {name} has no known pixel: it is all black "
                          "(white = known, black = fill)")
     return _from_known(known)
 
@@ -657,21 +680,23 @@ def masks_by_stem(directory):
     return found
 
 
-def masks_for_images(image_paths, mask_spec, size, rng=None, **params):
-    """One mask for every image.
+def masks_for_images(image_paths, mask_spec, shapes, rng=None, **params):
+    """One mask for every image: aligned crops and photos alike.
 
     Parameters
     ----------
     image_paths : sequence of str or Path
         The images to complete.
     mask_spec : str or Path
-        Either a kind name from `MASK_KINDS` (the random kinds draw a fresh mask for every image
-        from ``rng``; a kind name wins over a file of the same name), a mask image (the same
-        mask for every image), or a directory holding one mask per image, paired by file stem:
-        ``DIR/NAME.png`` for the image ``.../NAME.jpg`` (other image extensions are accepted,
-        .png preferred).
-    size : int
-        Side of the masks in pixels.
+        Either a kind name from `MASK_KINDS` (see :func:`is_mask_kind`; the random kinds draw a
+        fresh mask for every image from ``rng``), a mask image (the same mask for every image),
+        or a directory holding one mask per image, paired by file stem: ``DIR/NAME.png`` for the
+        image ``.../NAME.jpg`` (other image extensions are accepted, .png preferred).
+    shapes : int or sequence
+        The side of every image (aligned crops of the model's size), or one ``(height, width)``
+        per image (photos).  A mask file must have its image's size.  For photos a kind is not
+        drawn here: it is returned by name, to be drawn in every face's aligned frame
+        (:func:`dcgan_complete.photo.kind_hole`).
     rng : numpy.random.Generator or int or None, optional
         Random generator or seed for the random kinds.
     **params
@@ -679,8 +704,9 @@ def masks_for_images(image_paths, mask_spec, size, rng=None, **params):
 
     Returns
     -------
-    masks : list of ndarray of float32, shape (size, size)
-        One array per image, in the order of ``image_paths``.
+    masks : list
+        One float32 array (1 = known) per image, in the order of ``image_paths``; for photos
+        and a kind, the kind's name.
 
     Raises
     ------
@@ -695,8 +721,12 @@ def masks_for_images(image_paths, mask_spec, size, rng=None, **params):
     (2, True)
     """
     image_paths = [Path(p) for p in image_paths]
-    size = _check_size(size)
-    if isinstance(mask_spec, str) and mask_spec in MASK_KINDS:
+    per_image = not isinstance(shapes, (int, np.integer))
+    shape_list = [_shape(s) for s in shapes] if per_image else [_shape(shapes)] * len(image_paths)
+    if is_mask_kind(mask_spec):
+        if per_image:
+            return [mask_spec] * len(image_paths)
+        size = shape_list[0][0]
         if mask_spec not in RANDOM_KINDS:
             mask = make_mask(mask_spec, size, **params)
             return [mask.copy() for _ in image_paths]
@@ -707,19 +737,22 @@ def masks_for_images(image_paths, mask_spec, size, rng=None, **params):
         available = masks_by_stem(spec)
         missing = [p for p in image_paths if p.stem not in available]
         if missing:
-            raise ValueError(f"no mask for image {missing[0]} in {spec} (expected "
-                             f"{spec / (missing[0].stem + '.png')}); {len(missing)} image(s) "
-                             "have no mask")
-        loaded = {}
-        for path in image_paths:
-            if path.stem not in loaded:
-                loaded[path.stem] = load_mask(available[path.stem], size)
-        return [loaded[p.stem].copy() for p in image_paths]
-    if spec.is_file():
-        mask = load_mask(spec, size)
-        return [mask.copy() for _ in image_paths]
-    raise ValueError(f"mask {str(mask_spec)!r} is neither a mask kind ({', '.join(MASK_KINDS)}) "
-                     "nor an existing mask image or directory")
+            raise ValueError(f"no mask for image {display_name(missing[0])} in "
+                             f"{display_name(spec)} (expected "
+                             f"{display_name(spec / (missing[0].stem + '.png'))}); "
+                             f"{len(missing)} image(s) have no mask")
+        files = [available[p.stem] for p in image_paths]
+    elif spec.is_file():
+        files = [spec] * len(image_paths)
+    else:
+        raise ValueError(f"mask {display_name(mask_spec)!r} is neither a mask kind "
+                         f"({', '.join(MASK_KINDS)}) nor an existing mask image or directory")
+    loaded = {}
+    for path, file, shape in zip(image_paths, files, shape_list):
+        key = (file, shape)
+        if key not in loaded:
+            loaded[key] = load_mask(file, shape, display_name(path) if per_image else None)
+    return [loaded[(f, s)].copy() for f, s in zip(files, shape_list)]
 
 
 # --------------------------------------------------------------------------------------------

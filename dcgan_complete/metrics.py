@@ -14,16 +14,18 @@ References
 """
 from __future__ import annotations
 
-import importlib
 import numbers
+from pathlib import Path
 
 import numpy as np
 
-from dcgan_complete.errors import DcganError
+from dcgan_complete import images as imgs
+from dcgan_complete.errors import (DcganError, MissingDependencyError,  # noqa: F401 (API)
+                                   OptionError, import_optional)
+from dcgan_complete.files import display_name, is_inside
+from dcgan_complete.masks import MASK_KINDS
+from dcgan_complete.options import EVALUATE_METHODS
 
-EVAL_EXTRA = "pip install 'dcgan-complete[eval]'"
-# Import name -> distribution name, for the message when one is missing.
-_DISTRIBUTIONS = {"skimage": "scikit-image", "cv2": "opencv-python-headless"}
 
 PSNR_CAP_DB = 100.0
 SSIM_WINDOW = 11  # the side of Wang et al.'s Gaussian window (sigma 1.5, truncated at 3.5 sigma)
@@ -43,36 +45,6 @@ SAME_PERSON_DISTANCE = 0.6
 # aligned LFW crops.  It may reach past the crop; the landmark model copes with that.
 ALIGNED_FACE_BOX = (-0.02, -0.16, 0.94, 0.86)
 RECOGNITION_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-
-
-class MissingDependencyError(DcganError, ImportError):
-    """A library of the ``eval`` extra (scikit-image, OpenCV) is not installed."""
-
-
-def import_optional(name, purpose):
-    """Import the module ``name`` of an optional library, or say how to install it.
-
-    Parameters
-    ----------
-    name : str
-        A module of scikit-image or OpenCV, e.g. ``"skimage.metrics"`` or ``"cv2"``.
-    purpose : str
-        What needs it, for the message (``"SSIM"``).
-
-    Raises
-    ------
-    MissingDependencyError
-        If the library cannot be imported; the message names ``pip install
-        'dcgan-complete[eval]'``.
-    """
-    top = name.split(".")[0]
-    try:
-        importlib.import_module(top)  # a module cached in sys.modules hides a missing parent
-        return importlib.import_module(name)
-    except ImportError:
-        package = _DISTRIBUTIONS.get(top, top)
-        raise MissingDependencyError(
-            f"{purpose} needs {package}, which is not installed: {EVAL_EXTRA}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,3 +308,65 @@ class FaceChecker:
         ea = a if np.asarray(a).shape == (128,) else self.embedding(a)
         eb = b if np.asarray(b).shape == (128,) else self.embedding(b)
         return float(np.linalg.norm(np.asarray(ea, np.float64) - np.asarray(eb, np.float64)))
+
+
+# --------------------------------------------------------------------------------------------
+# what an evaluation scores, and tables of scores
+
+# Kinds that leave no pixel exactly known or none to fill cannot be scored against a hole.
+UNSCORABLE_MASKS = ("full", "lowres")
+
+
+def check_choices(masks, methods):
+    """The mask kinds and methods of an evaluation, checked and without repeats.
+
+    Raises
+    ------
+    DcganError
+        For a kind that cannot be scored (``full``, ``lowres``), an unknown method, or none.
+    """
+    masks, methods = tuple(masks), tuple(methods)
+    scorable = [k for k in MASK_KINDS if k not in UNSCORABLE_MASKS]
+    for kind in masks:
+        if kind not in scorable:
+            raise DcganError(f"cannot evaluate mask {kind!r}: choose from {', '.join(scorable)}")
+    for method in methods:
+        if method not in EVALUATE_METHODS:
+            raise DcganError(f"unknown method {method!r}: choose from {', '.join(EVALUATE_METHODS)}")
+    if not masks or not methods:
+        raise DcganError("give at least one mask and one method")
+    # repeats would only repeat rows
+    return tuple(dict.fromkeys(masks)), tuple(dict.fromkeys(methods))
+
+
+def choose_images(aligned_dir, out_dir, limit, seed):
+    """The images an evaluation scores: every image in ``aligned_dir`` (searched recursively)
+    that is not inside ``out_dir`` (an earlier report), or ``limit`` of them drawn with ``seed``.
+    """
+    where = display_name(aligned_dir)
+    if not aligned_dir.is_dir():
+        raise DcganError(f"ALIGNED_DIR {where} is not a folder" if aligned_dir.exists()
+                         else f"ALIGNED_DIR {where} does not exist")
+    if Path(out_dir).resolve() == aligned_dir.resolve():
+        raise OptionError("out_dir", "{out_dir} must not be ALIGNED_DIR itself")
+    # an earlier report inside ALIGNED_DIR is not ground truth
+    paths = [p for p in imgs.find_images(aligned_dir) if not is_inside(p, out_dir)]
+    if not paths:
+        raise DcganError(f"no .png, .jpg or .jpeg images in {where}")
+    if limit is not None and limit < len(paths):
+        chosen = np.random.default_rng([seed]).choice(len(paths), int(limit), replace=False)
+        paths = [paths[i] for i in sorted(chosen)]
+    return paths
+
+
+def rst_table(header, body, right=None):
+    """Rows of strings as a reStructuredText simple table; ``right[i]``: right-align column i."""
+    right = right or (False,) * len(header)
+    widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
+    rule = "  ".join("=" * w for w in widths)
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if r else c.ljust(w)
+                         for c, w, r in zip(cells, widths, right)).rstrip()
+
+    return "\n".join([rule, line(header), rule, *map(line, body), rule])

@@ -1,6 +1,14 @@
-"""Every option's one home: the settings of each stage as a dataclass, with its default and its
-check.  The command line takes its defaults from here and builds these objects before any work
-(and before TensorFlow is imported), so a bad value is refused at once.
+"""Every option's one home: the settings of each stage as a dataclass, with its default, its
+bounds and its check.  The command line takes its defaults, its choices and its ranges from here
+and builds these objects before any work (and before TensorFlow is imported), so a bad value is
+refused at once.
+
+Every number has bounds: a float option must be finite (``inf`` and ``nan`` are refused) and,
+where a larger value only overflows the float32 computation or means nothing, at most its
+``MAX_*``; a seed lies in 0..2**32-1 (:data:`MAX_SEED`); a count that sizes memory or processes
+(batch, restarts, threads, workers, crop size) has a stated cap.  What depends on the model as
+well (the memory of a search's batch of starts) is checked against the memory available
+(:func:`check_search_memory`, :func:`available_memory`).
 
 Nothing here imports more than the standard library.  Errors are
 :class:`~dcgan_complete.errors.OptionError` naming the field (``window``); the command line
@@ -10,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import os
 
 from dcgan_complete.errors import OptionError
 
@@ -19,6 +29,8 @@ EVALUATE_OUT = "report"
 DEMO_OUT = "demo-out"
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+# what a run may ask for: "auto" picks one of PRECISIONS (dcgan_complete.model.resolve_precision)
+PRECISION_CHOICES = ("auto",) + PRECISIONS
 PRIORS = ("log1m", "nonsat")
 INITS = ("encoder", "random")
 # Search defaults that depend on where it starts.  From random points the search needs its
@@ -29,6 +41,37 @@ OPTIMIZERS = ("momentum", "adam")
 BLENDS = ("poisson", "none")
 CONTEXT_WEIGHT_KINDS = ("plain", "window")
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 128
+
+# --- bounds (each is shown by --help, where click prints the range)
+# numpy's legacy seeding (np.random.seed, which keras.utils.set_random_seed calls) takes
+# 0..2**32-1, and so does every other seed here (numpy Generators, tf.random, tf.data).
+MAX_SEED = 2 ** 32 - 1
+# TensorFlow's thread pools (--threads) and align's processes (--workers): more than this only
+# costs memory and switching.
+MAX_THREADS = 1024
+MAX_WORKERS = 256
+# Images in one batch (train, train-encoder, complete) and starts per image (--restarts): the
+# memory of a batch grows with both (complete checks batch x restarts against the memory
+# available too, once it knows the model: check_search_memory).
+MAX_BATCH_SIZE = 1024
+MAX_RESTARTS = 100
+# Generator updates per discriminator update: the loop is unrolled into the compiled step.
+MAX_G_STEPS = 10
+# Search steps (--iterations, --out-interval): TensorFlow counts them in 64-bit integers; a
+# billion steps take months.
+MAX_ITERATIONS = 10 ** 9
+# A window of 2 x side - 1 already covers the whole image from every pixel: every larger one gives
+# the same weights, at a cost that grows with its area.
+MAX_WINDOW = 2 * MAX_IMAGE_SIZE - 1
+# Learning rates and step sizes: Adam moves every weight by about lr per step, and the search
+# moves z, which lies in [-1, 1]; larger steps only jump from edge to edge.
+MAX_LR = 1.0
+# Loss weights (--lam, --anchor, --feature-weight, --z-weight): the losses are float32, and a
+# weight this large already drowns every other term.
+MAX_WEIGHT = 1e6
+# Noise added to the encoder's guess for restarts: z lies in [-1, 1], a spread wider than that
+# only piles the starts on its corners.
+MAX_INIT_NOISE = 2.0
 # How a run uses several devices or machines (dcgan_complete.distribute): training can span
 # machines; completion shares its inputs between machines with shards instead.
 TRAIN_DISTRIBUTE = ("none", "auto", "mirrored", "multiworker")
@@ -41,28 +84,53 @@ def image_sizes():
                                   int(math.log2(MAX_IMAGE_SIZE)) + 1)]
 
 
+IMAGE_SIZES = tuple(str(size) for size in image_sizes())  # as the command line offers them
+
+
 def _choice(name, value, allowed):
     if value not in allowed:
         raise OptionError(name, f"{{{name}}} must be one of {', '.join(map(str, allowed))}, "
                                 f"not {value!r}")
 
 
-def _at_least(obj, low, *names):
+def _at_least(obj, low, *names, high=None):
+    """Each field of ``names`` is None or an integer in [low, high] (high None: no cap)."""
     for name in names:
         value = getattr(obj, name)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise OptionError(name, f"{{{name}}} must be an integer >= {low}, not {value!r}")
+        if high is not None and value > high:
+            raise OptionError(name, f"{{{name}}} must be at most {high}, not {value}")
+
+
+def _seed(obj, name="seed"):
+    """The field ``name`` is None or a seed every generator takes: 0..2**32-1."""
+    value = getattr(obj, name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or
+                              not 0 <= value <= MAX_SEED):
+        raise OptionError(name, f"{{{name}}} must be an integer from 0 to {MAX_SEED} "
+                                f"(2**32 - 1), not {value!r}")
+
+
+def _number(value):
+    """A bound as the messages show it: 1e+06, 0.5, 1."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _in_range(name, value, low, high, low_open=False, high_open=False):
+    """``value`` is a finite real number between ``low`` and ``high`` (None: no upper bound)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise OptionError(name, f"{{{name}}} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        raise OptionError(name, f"{{{name}}} must be a finite number, not {value}")
     ok = (value > low if low_open else value >= low) and \
         (high is None or (value < high if high_open else value <= high))
-    if not ok or value != value:  # NaN
+    if not ok:
         left, right = "(" if low_open else "[", ")" if high_open or high is None else "]"
-        raise OptionError(name, f"{{{name}}} must be in {left}{low}, "
-                                f"{'inf' if high is None else high}{right}, not {value}")
+        raise OptionError(name, f"{{{name}}} must be in {left}{_number(low)}, "
+                                f"{'inf' if high is None else _number(high)}{right}, not {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +153,28 @@ class ModelConfig:
     def n_up(self):
         """Number of stride-2 layers between 4x4 and the image size."""
         return int(math.log2(self.image_size)) - 2
+
+    def _widths(self, base):
+        # the hidden widths from the image side inwards, as dcgan_complete.model builds them
+        return [base * min(2 ** i, 8) for i in range(self.n_up)]
+
+    def feature_values(self):
+        """Values in one image's feature maps, ``(generator, discriminator)``: the outputs of the
+        dense and convolution layers alone, so a lower bound of what a pass keeps per image."""
+        g = sum((4 * 2 ** i) ** 2 * width
+                for i, width in enumerate(self._widths(self.gf_dim)[::-1]))
+        d = sum((self.image_size // 2 ** (i + 1)) ** 2 * width
+                for i, width in enumerate(self._widths(self.df_dim)))
+        return g + self.image_size ** 2 * 3, d + 1
+
+    def parameters(self):
+        """Weights of the generator and the discriminator together (their kernels: the biases
+        and batch norm add a fraction of a percent)."""
+        g_widths = self._widths(self.gf_dim)[::-1] + [3]
+        d_widths = [3] + self._widths(self.df_dim)
+        g = self.z_dim * 16 * g_widths[0] + sum(25 * a * b for a, b in zip(g_widths, g_widths[1:]))
+        d = sum(25 * a * b for a, b in zip(d_widths, d_widths[1:])) + 16 * d_widths[-1]
+        return g + d
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -122,14 +212,27 @@ class TrainOptions:
     devices: str | None = None  # with mirrored: "GPU:0,GPU:1" [default: every local GPU]
 
     def __post_init__(self):
-        _at_least(self, 1, "epochs", "max_steps", "batch_size", "g_steps", "sample_every",
-                  "checkpoint_every", "keep")
-        _in_range("lr", self.lr, 0, None, low_open=True)
-        _in_range("beta1", self.beta1, 0, 1)
-        _choice("precision", self.precision, ("auto",) + PRECISIONS)
+        _at_least(self, 1, "epochs", "max_steps", "sample_every", "checkpoint_every", "keep")
+        _at_least(self, 1, "g_steps", high=MAX_G_STEPS)
+        _at_least(self, 1, "batch_size", high=MAX_BATCH_SIZE)
+        _seed(self)
+        _in_range("lr", self.lr, 0, MAX_LR, low_open=True)
+        # Adam divides by 1 - beta1**t: beta1 = 1 would divide by zero
+        _in_range("beta1", self.beta1, 0, 1, high_open=True)
+        _choice("precision", self.precision, PRECISION_CHOICES)
         _choice("distribute", self.distribute, TRAIN_DISTRIBUTE)
         self.devices = _check_devices(self.devices, self.distribute)
-        self.model_config  # checks the architecture options
+        config = self.model_config  # checks the architecture options
+        # float32 weights, their gradients and Adam's two moments; every image's feature maps
+        # through G, and through D for the real and the generated batch
+        g, d = config.feature_values()
+        value_bytes = 4 if self.precision == "float32" else 2
+        _check_memory(16 * config.parameters() + self.batch_size * (g + 2 * d) * value_bytes,
+                      ("batch_size", "gf_dim", "df_dim", "z_dim", "image_size"),
+                      f"training a model of {{image_size}} {self.image_size}, {{z_dim}} "
+                      f"{self.z_dim}, {{gf_dim}} {self.gf_dim} and {{df_dim}} {self.df_dim} on "
+                      f"batches of {{batch_size}} {self.batch_size}",
+                      "lower {batch_size}, {gf_dim} or {df_dim}")
 
     @property
     def model_config(self):
@@ -165,23 +268,26 @@ class CompleteOptions:
     def __post_init__(self):
         _choice("prior", self.prior, PRIORS)
         _choice("init", self.init, INITS)
-        _in_range("init_noise", self.init_noise, 0, None)
-        _in_range("anchor", self.anchor, 0, None)
+        _in_range("init_noise", self.init_noise, 0, MAX_INIT_NOISE)
+        _in_range("anchor", self.anchor, 0, MAX_WEIGHT)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("blend", self.blend, BLENDS)
         _choice("context_weight", self.context_weight, CONTEXT_WEIGHT_KINDS)
-        _choice("precision", self.precision, ("auto",) + PRECISIONS)
-        _at_least(self, 1, "window", "iterations", "restarts", "out_interval", "batch_size")
+        _choice("precision", self.precision, PRECISION_CHOICES)
+        _at_least(self, 1, "window", high=MAX_WINDOW)
+        _at_least(self, 1, "iterations", "out_interval", high=MAX_ITERATIONS)
+        _at_least(self, 1, "restarts", high=MAX_RESTARTS)
+        _at_least(self, 1, "batch_size", high=MAX_BATCH_SIZE)
+        _seed(self)
         if self.window % 2 == 0:
             raise OptionError("window", f"{{window}} must be odd (a square centred on a pixel), "
                                         f"not {self.window}")
-        _in_range("lam", self.lam, 0, None)
+        _in_range("lam", self.lam, 0, MAX_WEIGHT)
         if self.lr is not None:
-            _in_range("lr", self.lr, 0, None, low_open=True)
+            _in_range("lr", self.lr, 0, MAX_LR, low_open=True)
         _in_range("momentum", self.momentum, 0, 1)
-        if self.tolerance is not None:
-            _in_range("tolerance", self.tolerance, 0, None)
-
+        if self.tolerance is not None:  # a share of the loss
+            _in_range("tolerance", self.tolerance, 0, 1)
 
     def for_start(self, start):
         """These options with the defaults left open (None) filled in for ``start``."""
@@ -276,6 +382,79 @@ class BulkOptions:
         return None if self.shard is None else parse_shard(self.shard)
 
 
+# ------------------------------------------------------------------------------------- memory
+def available_memory():
+    """Bytes of memory this process can still take, or None where that cannot be told.
+
+    The smaller of the system's available memory (``MemAvailable`` of ``/proc/meminfo``: free
+    memory and the caches that can be dropped) and what a container's memory limit (cgroup v2 or
+    v1) leaves of it.  None off Linux: no memory check is made there.
+    """
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            found += [int(line.split()[1]) * 1024 for line in f
+                      if line.startswith("MemAvailable:")]
+    except (OSError, ValueError, IndexError):
+        pass
+    for folder, limit_name, usage_name, cache_name in (
+            ("/sys/fs/cgroup", "memory.max", "memory.current", "inactive_file"),
+            ("/sys/fs/cgroup/memory", "memory.limit_in_bytes", "memory.usage_in_bytes",
+             "total_inactive_file")):
+        try:
+            with open(os.path.join(folder, limit_name)) as f:
+                limit = f.read().strip()
+            with open(os.path.join(folder, usage_name)) as f:
+                usage = int(f.read())
+            with open(os.path.join(folder, "memory.stat")) as f:
+                cache = sum(int(line.split()[1]) for line in f
+                            if line.split()[0] == cache_name)
+        except (OSError, ValueError, IndexError):
+            continue
+        if limit.isdigit() and int(limit) < 2 ** 60:  # "max" or a huge number: no limit
+            found.append(max(0, int(limit) - usage + cache))
+        break
+    return min(found) if found else None
+
+
+def _gigabytes(n):
+    return f"{n / 1e9:,.1f} GB"
+
+
+def _check_memory(need, options, what, advice):
+    """Refuse (naming ``options``) when ``need`` bytes exceed the memory available."""
+    have = available_memory()
+    if have is not None and need > have:
+        raise OptionError(options, f"{what} needs at least {_gigabytes(need)} of memory, and "
+                                   f"{_gigabytes(have)} is available: {advice}")
+
+
+def check_search_memory(options: CompleteOptions, images, bytes_per_start):
+    """Refuse, before it starts, a search whose batch of starts cannot fit in memory.
+
+    One batch searches ``restarts`` starts for each of up to ``batch_size`` images at once.
+
+    Parameters
+    ----------
+    options : CompleteOptions
+    images : int
+        How many images are to be completed (a batch holds ``batch_size`` of them at most).
+    bytes_per_start : int
+        A lower bound of one start's memory (the feature maps of G and D); 0 checks nothing.
+
+    Raises
+    ------
+    OptionError
+        Naming ``batch_size`` and ``restarts``, with the estimate and the memory available.
+    """
+    batch = min(images, options.batch_size)
+    starts = batch * options.restarts
+    _check_memory(starts * bytes_per_start, ("batch_size", "restarts"),
+                  f"searching {starts} starts at once ({{restarts}} {options.restarts} for each "
+                  f"of the {batch} image(s) of a batch, {{batch_size}} {options.batch_size})",
+                  "lower {batch_size} or {restarts}")
+
+
 def default(options_class, name):
     """The default of one field, for the command line's ``default=``."""
     return {f.name: f.default for f in dataclasses.fields(options_class)}[name]
@@ -283,7 +462,19 @@ def default(options_class, name):
 
 ALIGN_LANDMARKS = ("inner-eyes-and-bottom-lip", "outer-eyes-and-nose")
 ALIGN_BORDERS = ("reflect", "black")
-MIN_ALIGN_SIZE = 8
+# A crop's side: the largest model takes 128 px, and every crop is decoded for training.
+MIN_ALIGN_SIZE, MAX_ALIGN_SIZE = 8, 1024
+# How often a photo is doubled before dlib looks for faces ("auto": 1 only where 0 finds none);
+# each doubling takes 4x the memory and time.  The command line offers UPSAMPLES.
+MAX_UPSAMPLE = 2
+UPSAMPLES = ("0", "1", "auto")
+
+
+def _check_upsample(value):
+    if value != "auto" and (isinstance(value, bool) or not isinstance(value, int) or
+                            not 0 <= value <= MAX_UPSAMPLE):
+        raise OptionError("upsample", f"{{upsample}} must be 'auto' or an integer from 0 to "
+                                      f"{MAX_UPSAMPLE}, not {value!r}")
 
 
 @dataclasses.dataclass
@@ -304,8 +495,8 @@ class AlignOptions:
     predictor: str | None = None
 
     def __post_init__(self):
-        _at_least(self, MIN_ALIGN_SIZE, "size")
-        _at_least(self, 1, "workers")
+        _at_least(self, MIN_ALIGN_SIZE, "size", high=MAX_ALIGN_SIZE)
+        _at_least(self, 1, "workers", high=MAX_WORKERS)
         if isinstance(self.landmarks, str):
             _choice("landmarks", self.landmarks, ALIGN_LANDMARKS)
         else:
@@ -319,10 +510,7 @@ class AlignOptions:
                                                f"{', '.join(ALIGN_LANDMARKS)} or three landmark "
                                                f"indices, not {self.landmarks!r}")
             self.landmarks = tuple(int(i) for i in indices)
-        if self.upsample != "auto" and (isinstance(self.upsample, bool) or
-                                        not isinstance(self.upsample, int) or self.upsample < 0):
-            raise OptionError("upsample", f"{{upsample}} must be 'auto' or an integer >= 0, "
-                                          f"not {self.upsample!r}")
+        _check_upsample(self.upsample)
         _choice("border", self.border, ALIGN_BORDERS)
         if self.all_faces and self.skip_multi:
             raise OptionError(("all_faces", "skip_multi"),
@@ -355,12 +543,18 @@ class EncoderOptions:
     progress: bool = True
 
     def __post_init__(self):
-        _at_least(self, 1, "steps", "batch_size", "ef_dim", "checkpoint_every", "keep")
-        _in_range("lr", self.lr, 0, None, low_open=True)
+        _at_least(self, 1, "steps", "ef_dim", "checkpoint_every", "keep")
+        _at_least(self, 1, "batch_size", high=MAX_BATCH_SIZE)
+        _seed(self)
+        # the encoder's first two convolutions alone (the smallest model has two): float32
+        # weights, their gradients and Adam's two moments; the model adds more once it is known
+        _check_memory(16 * 25 * (4 * self.ef_dim + 2 * self.ef_dim ** 2), "ef_dim",
+                      f"an encoder of {{ef_dim}} {self.ef_dim}", "lower {ef_dim}")
+        _in_range("lr", self.lr, 0, MAX_LR, low_open=True)
         _in_range("real_fraction", self.real_fraction, 0, 1)
-        _in_range("feature_weight", self.feature_weight, 0, None)
-        _in_range("z_weight", self.z_weight, 0, None)
-        _choice("precision", self.precision, ("auto",) + PRECISIONS)
+        _in_range("feature_weight", self.feature_weight, 0, MAX_WEIGHT)
+        _in_range("z_weight", self.z_weight, 0, MAX_WEIGHT)
+        _choice("precision", self.precision, PRECISION_CHOICES)
 
 
 # How `complete` takes an image: an aligned crop of the model's size, or an ordinary photo.
@@ -393,13 +587,13 @@ class PhotoOptions:
                 not 1 <= self.quality <= 100:
             raise OptionError("quality", f"{{quality}} must be an integer from 1 to 100, not "
                                          f"{self.quality!r}")
-        if self.upsample != "auto" and (isinstance(self.upsample, bool) or
-                                        not isinstance(self.upsample, int) or self.upsample < 0):
-            raise OptionError("upsample", f"{{upsample}} must be 'auto' or an integer >= 0, "
-                                          f"not {self.upsample!r}")
+        _check_upsample(self.upsample)
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Searches at once (each takes every core and its batch's memory), requests waiting (each holds
+# its upload), the size of one upload, and of one image (1000 megapixels: 3 GB decoded).
+MAX_CONCURRENCY, MAX_QUEUE_SIZE, MAX_UPLOAD_MB, MAX_UPLOAD_MEGAPIXELS = 64, 1000, 1024, 1000.0
 
 
 @dataclasses.dataclass
@@ -428,10 +622,119 @@ class ServeOptions:
                 not 1 <= self.port <= 65535:
             raise OptionError("port", f"{{port}} must be an integer from 1 to 65535, not "
                                       f"{self.port!r}")
-        _at_least(self, 1, "concurrency", "queue_size", "max_upload_mb")
-        _in_range("max_megapixels", self.max_megapixels, 0, None, low_open=True)
+        _at_least(self, 1, "concurrency", high=MAX_CONCURRENCY)
+        _at_least(self, 1, "queue_size", high=MAX_QUEUE_SIZE)
+        _at_least(self, 1, "max_upload_mb", high=MAX_UPLOAD_MB)
+        _in_range("max_megapixels", self.max_megapixels, 0, MAX_UPLOAD_MEGAPIXELS, low_open=True)
 
     @property
     def public(self):
         """Whether the page is reachable from other machines (any host but the loopback)."""
         return self.host not in LOOPBACK_HOSTS and not self.host.startswith("127.")
+
+
+# ------------------------------------------------------------------------------ evaluate, demo
+EVALUATE_METHODS = ("ours", "biharmonic", "telea", "navier-stokes", "mean")
+# The paper's four masks ("left" is its "half"); on photos, a hole over the middle of each face.
+EVALUATE_MASKS = ("center", "pattern", "random", "left")
+PHOTO_EVALUATE_MASKS = ("center",)
+PHOTO_EVALUATE_METHODS = ("ours", "telea", "biharmonic")
+DEMO_MASKS = ("center", "random", "scratches", "text")
+
+
+def parse_iteration_counts(counts, name="sweep"):
+    """``"25,50,100"`` (or a sequence of integers) -> ``(25, 50, 100)``, sorted, each once.
+
+    Raises
+    ------
+    OptionError
+        Naming ``name``, unless every count is an integer from 1 to :data:`MAX_ITERATIONS`.
+    """
+    parts = counts.split(",") if isinstance(counts, str) else list(counts)
+    try:
+        values = [int(p) if isinstance(p, str) else p for p in parts
+                  if not (isinstance(p, str) and not p.strip())]
+    except ValueError:
+        values = []
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and
+                             1 <= v <= MAX_ITERATIONS for v in values):
+        raise OptionError(name, f"{{{name}}} must be iteration counts from 1 to "
+                                f"{MAX_ITERATIONS} like 25,50,100, not {counts!r}")
+    return tuple(sorted(set(values)))
+
+
+@dataclasses.dataclass
+class EvaluateOptions:
+    """What ``dcgan-complete evaluate`` scores (see :func:`dcgan_complete.evaluate.evaluate`);
+    its search settings are a :class:`CompleteOptions`, its mask parameters a
+    :class:`MaskOptions`.
+
+    ``masks``, ``methods``: mask kinds and methods to score, empty for the mode's defaults
+    (:attr:`mask_kinds`, :attr:`method_names`); ``limit``: only this many images, drawn with
+    ``seed``, which also draws the random masks and the search's starting points (a run with the
+    same options repeats exactly); ``photos``: the folder holds ordinary photos, repaired at
+    their own size; ``sweep``: iteration counts (``"25,50,100"`` or a sequence), to measure the
+    time to quality instead.
+    """
+
+    masks: tuple = ()
+    methods: tuple = ()
+    limit: int | None = None
+    seed: int = 0
+    photos: bool = False
+    sweep: tuple | None = None
+
+    def __post_init__(self):
+        self.masks = (self.masks,) if isinstance(self.masks, str) else tuple(self.masks)
+        self.methods = (self.methods,) if isinstance(self.methods, str) else tuple(self.methods)
+        for method in self.methods:  # the mask kinds are checked where they live (masks)
+            if method not in EVALUATE_METHODS:
+                raise OptionError("methods", f"unknown method {method!r}: choose from "
+                                             f"{', '.join(EVALUATE_METHODS)}")
+        _at_least(self, 1, "limit")
+        if self.seed is None:
+            raise OptionError("seed", "{seed} must be an integer: an evaluation repeats exactly")
+        _seed(self)
+        if self.sweep is not None:
+            self.sweep = parse_iteration_counts(self.sweep)
+            if self.photos:
+                raise OptionError(("sweep", "photos"), "{sweep} and {photos} exclude each other")
+
+    @property
+    def mask_kinds(self):
+        """The mask kinds to score: ``masks``, or the mode's default."""
+        return self.masks or (PHOTO_EVALUATE_MASKS if self.photos else EVALUATE_MASKS)
+
+    @property
+    def method_names(self):
+        """The methods to score: ``methods``, or the mode's default."""
+        return self.methods or (PHOTO_EVALUATE_METHODS if self.photos else EVALUATE_METHODS)
+
+
+@dataclasses.dataclass
+class DemoOptions:
+    """Every option of ``dcgan-complete demo`` (see :func:`dcgan_complete.demo.run_demo`) but
+    the model and the output folder.
+
+    ``samples``: a folder of aligned faces (None: the bundled ones); ``mask_kinds``: the masks
+    each face is completed with; ``iterations``, ``seed``, ``precision``: as for ``complete``,
+    whose defaults the other search settings keep, except that the seed is fixed so that the
+    demo repeats.
+    """
+
+    samples: str | None = None
+    mask_kinds: tuple = DEMO_MASKS
+    iterations: int | None = None
+    seed: int = 0
+    precision: str = "auto"
+
+    def __post_init__(self):
+        self.mask_kinds = tuple(self.mask_kinds)
+        if not self.mask_kinds:
+            raise OptionError("mask_kinds", "give at least one mask kind")
+        self.search_options()  # checks iterations, seed and precision
+
+    def search_options(self):
+        """The search's settings: :class:`CompleteOptions` with these changes."""
+        return CompleteOptions(iterations=self.iterations, seed=self.seed,
+                               precision=self.precision)

@@ -34,18 +34,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from dcgan_complete import masks as mask_lib
+from dcgan_complete import outputs
 from dcgan_complete.align import (INNER_EYES_AND_BOTTOM_LIP, FaceAligner, affine_from_points,
                                   template_points, warp_affine)
 from dcgan_complete.blend import poisson_blend
+from dcgan_complete.classical import HOLE_GRAY, telea_fill
 from dcgan_complete.options import PhotoOptions
 
-HOLE_GRAY = 128           # how the hole looks in the masked photo (as in the crops' masked view)
-TELEA_RADIUS = 3          # cv2.inpaint's neighbourhood, as for the evaluation's baseline
 LUMA = np.array([0.299, 0.587, 0.114])  # gray of a fill in a grayscale photo (ITU-R BT.601)
 # Grain: the fine noise is what a Gaussian blur of this sigma removes; it is measured on the known
 # pixels between GRAIN_RING[0] and GRAIN_RING[1] pixels from the hole.
@@ -53,6 +54,7 @@ GRAIN_SIGMA = 1.0
 GRAIN_RING = (2, 8)
 _CROSS = ndimage.generate_binary_structure(2, 1)
 TIMING_KEYS = ("detect", "warp", "search", "blend")
+RUN_TIMING_KEYS = ("read", "detect", "search", "blend", "write")  # a run's stages, in order
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,7 +370,14 @@ class PhotoRepairer:
         self.completer = completer
         self.size = completer.size
         self.options = options or PhotoOptions()
-        self.aligner = aligner or FaceAligner()
+        self._aligner = aligner
+
+    @property
+    def aligner(self):
+        """dlib's detector and landmarks, loaded when a photo first needs them."""
+        if self._aligner is None:
+            self._aligner = FaceAligner()
+        return self._aligner
 
     def find_faces(self, photo):
         """Every face dlib finds in ``photo`` (uint8 (H, W, 3)), largest first, as FaceFrames."""
@@ -404,7 +413,7 @@ class PhotoRepairer:
             known = ~kind_hole(frames, mask, photo.shape[:2], rng, **mask_params)
         else:
             known = _check_mask(mask, photo.shape[:2])
-        prefilled = telea(photo, known)
+        prefilled = telea_fill(photo, known)
         if frames is None:  # the damage must not hide the faces: look at them filled classically
             frames = self.find_faces(prefilled)
         timings["detect"] = time.perf_counter() - tic
@@ -418,16 +427,18 @@ class PhotoRepairer:
         timings["warp"] = time.perf_counter() - tic
         return PhotoPlan(photo, known, prefilled, frames, faces, _is_gray(photo, known), timings)
 
-    def finish(self, plan, completed, generated=None, z=None, loss=None, frames=None, rng=None):
-        """Carry the faces' completions back into the photo and fill the rest of the hole.
+    def finish(self, plan, generated, z=None, loss=None, frames=None, rng=None):
+        """Carry the faces' G(z) back into the photo, blend them there (each face once, at the
+        photo's resolution) and fill the rest of the hole.
 
         Parameters
         ----------
         plan : PhotoPlan
-        completed : sequence of uint8 (S, S, 3)
-            One completion per ``plan.faces``, in order.
-        generated, z, loss, frames : sequences, optional
-            Kept in the FaceRepairs (G(z), the best z, its loss, the search's frames).
+        generated : sequence of uint8 (S, S, 3)
+            G(z) of the best z, one per ``plan.faces``, in order: its gradients fill the face's
+            share of the hole.
+        z, loss, frames : sequences, optional
+            Kept in the FaceRepairs (the best z, its loss, the search's frames).
         rng : numpy Generator or int, optional
             For the grain.
 
@@ -439,8 +450,7 @@ class PhotoRepairer:
         hole = ~known
         timings = dict(plan.timings)
         for k, face in enumerate(plan.faces):
-            face.completed = np.asarray(completed[k])
-            face.generated = None if generated is None else np.asarray(generated[k])
+            face.generated = np.asarray(generated[k])
             face.z = None if z is None else np.asarray(z[k])
             face.loss = float("nan") if loss is None else float(loss[k])
             face.frames = [] if frames is None else list(frames[k])
@@ -473,6 +483,8 @@ class PhotoRepairer:
         timings["blend"] = time.perf_counter() - tic - warp_seconds
         for k, face in enumerate(plan.faces):
             face.pixels = int((owner == k).sum())
+            # the face as it came out in the photo, in its aligned frame
+            face.completed = warp_affine(repaired, face.frame.transform, self.size)
         model_pixels = int((owner >= 0).sum())
         masked = photo.copy()
         masked[hole] = HOLE_GRAY
@@ -515,7 +527,7 @@ class PhotoRepairer:
         Returns
         -------
         list
-            Per plan, ``(completed, generated, z, loss, frames)`` for :meth:`finish`; with
+            Per plan, ``(generated, z, loss, frames)`` for :meth:`finish`; with
             ``extra``, a pair (that list, the CompletionResult of the whole batch).
         """
         crops = [c for plan in plans for c in plan.crops]
@@ -527,8 +539,10 @@ class PhotoRepairer:
         parts, result = [], None
         tic = time.perf_counter()
         if crops:
+            # the crops of a run are blended here; the faces once, in their photo
             result = self.completer.complete(np.stack(crops), masks, frames=frames,
-                                             progress=progress)
+                                             progress=progress,
+                                             blend=[k < n_extra for k in range(len(crops))])
         seconds = time.perf_counter() - tic
         start = n_extra
         for plan in plans:
@@ -536,13 +550,92 @@ class PhotoRepairer:
             # the batch's time, shared by faces
             plan.timings["search"] = seconds * len(plan.faces) / max(len(crops), 1)
             if result is None or stop == start:
-                parts.append(([], None, None, None, None))
+                parts.append(([], None, None, None))
             else:
-                parts.append((result.completed[start:stop], result.generated[start:stop],
+                parts.append((result.generated[start:stop],
                                result.z[start:stop], result.loss[start:stop],
                                result.frames[start:stop] if frames else None))
             start = stop
         return (parts, result) if extra is not None else parts
+
+    def repair_files(self, photos, out_dir, crops=None, frames=False, gif=False, progress=False,
+                     shard=None, rng=None, mask_params=None):
+        """A run of ``complete`` over photos (and the aligned crops of the same run): plan every
+        photo, one batched search over all faces and crops, carry back and blend, write every
+        output.  Nothing is checked twice: paths, masks and the output folder come checked.
+
+        Parameters
+        ----------
+        photos : list of (path, uint8 (H, W, 3) photo, mask)
+            The mask: (H, W) float (1 = known) or a mask kind's name.
+        out_dir : Path
+        crops : tuple (paths, uint8 (N, S, S, 3) images, masks), optional
+            Aligned crops searched alongside.
+        frames, gif : bool
+            Write the search's frames, the GIFs.
+        progress : bool
+            Show the search's progress bar (its size is known once the faces are found).
+        shard : tuple (K, N), optional
+            Names the run's summary and losses files (:func:`outputs.shard_run_files`).
+        rng : numpy Generator, optional
+            Random mask kinds and grain.
+        mask_params : dict, optional
+
+        Returns
+        -------
+        PhotoRun
+        """
+        out_dir = Path(out_dir)
+        crop_paths, crop_images, crop_masks = crops if crops is not None else ([], [], [])
+        crop_images = list(crop_images) if crop_images is not None else []
+        rng = np.random.default_rng(self.completer.options.seed) if rng is None else rng
+        timings = dict.fromkeys(RUN_TIMING_KEYS, 0.0)
+        plans = [self.plan(photo, mask, rng, **(mask_params or {})) for _, photo, mask in photos]
+        paths = list(crop_paths) + [Path(p) for p, _, _ in photos]
+        names = outputs.output_names(paths, [None] * len(crop_paths) +
+                                     [len(p.faces) for p in plans], self.options.format)
+        crop_names, photo_names = names[:len(crop_paths)], names[len(crop_paths):]
+        from dcgan_complete.search import progress_bar
+
+        batch = len(crop_images) + sum(len(p.faces) for p in plans)
+        options = self.completer.options
+        with progress_bar(batch, options.iterations, options.batch_size,
+                          bool(progress) and batch > 0) as report:
+            parts, result = self.search(plans, frames=frames or gif, progress=report,
+                                        extra=(crop_images, list(crop_masks)))
+        repairs = [self.finish(plan, *part, rng=rng) for plan, part in zip(plans, parts)]
+        tic = time.perf_counter()
+        if crop_paths:
+            outputs.write_outputs(out_dir, crop_names, np.stack(crop_images),
+                                  result.select(slice(0, len(crop_paths))), frames=frames,
+                                  gif=gif, run_files=False)
+        iterations = result.frame_iterations if result is not None else []
+        for name, repair in zip(photo_names, repairs):
+            outputs.write_photo_outputs(out_dir, name, repair, self.options, frames, gif,
+                                        iterations)
+        if result is not None:
+            batch_names = crop_names + [f"{name}.face{k}" for name, repair in
+                                        zip(photo_names, repairs) for k in range(len(repair.faces))]
+            inputs = crop_images + [face.crop for repair in repairs for face in repair.faces]
+            outputs.write_run_files(out_dir, batch_names, inputs, result, shard)
+        timings["write"] = time.perf_counter() - tic
+        for repair in repairs:
+            timings["detect"] += repair.timings["detect"] + repair.timings["warp"]
+            timings["blend"] += repair.timings["blend"]
+        timings["search"] = result.seconds if result is not None else 0.0
+        return PhotoRun(repairs, crop_names, photo_names, result, timings)
+
+
+@dataclasses.dataclass
+class PhotoRun:
+    """What :meth:`PhotoRepairer.repair_files` did: per photo its repair and output name, the
+    crops' output names, the batched search's result, and seconds per stage."""
+
+    repairs: list
+    crop_names: list
+    photo_names: list
+    result: object          # the CompletionResult of the whole batch (None: nothing searched)
+    timings: dict
 
 
 def repair_photo(photo, mask, completer=None, options: PhotoOptions | None = None, rng=None,
@@ -577,7 +670,7 @@ def repair_photo(photo, mask, completer=None, options: PhotoOptions | None = Non
         For a photo that is not uint8 (H, W, 3) or a mask of another size.
     """
     if completer is None:
-        from dcgan_complete.complete import load_completer
+        from dcgan_complete.search import load_completer
 
         completer = load_completer()
     repairer = PhotoRepairer(completer, options, aligner)
@@ -609,18 +702,6 @@ def _is_gray(photo, known):
     """Whether the photo's known pixels are all gray (R = G = B)."""
     pixels = photo[known] if known.any() else photo.reshape(-1, 3)
     return bool(np.all(pixels[:, 0] == pixels[:, 1]) and np.all(pixels[:, 1] == pixels[:, 2]))
-
-
-def telea(photo, known):
-    """The photo with its hole filled by OpenCV's Telea (known pixels unchanged)."""
-    import cv2
-
-    hole = ~known
-    if not hole.any():
-        return photo.copy()
-    filled = cv2.inpaint(np.ascontiguousarray(photo), hole.astype(np.uint8) * 255, TELEA_RADIUS,
-                         cv2.INPAINT_TELEA)
-    return np.where(known[..., None], photo, filled)
 
 
 def _owners(faces, hole):
@@ -660,7 +741,7 @@ def _guidance(faces, owner, part, top, left, gray):
     guidance = np.zeros((h, w, 3))
     for i in ids:
         at = which == i
-        guidance[at] = _sample(faces[i].completed, faces[i].frame, ys[at], xs[at])
+        guidance[at] = _sample(faces[i].generated, faces[i].frame, ys[at], xs[at])
     if gray:
         guidance[:] = (guidance @ LUMA)[..., None]
     return guidance

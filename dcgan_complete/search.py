@@ -27,9 +27,11 @@ Example
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 import warnings
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -38,15 +40,16 @@ import tensorflow as tf
 from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
 from dcgan_complete.blend import PoissonBlender
-from dcgan_complete.errors import Note
+from dcgan_complete.errors import Note, OptionError
 from dcgan_complete.frozen import FrozenNetwork
 from dcgan_complete.model import load_encoder, load_models, resolve_precision
-from dcgan_complete.options import CompleteOptions
+from dcgan_complete.options import CompleteOptions, check_search_memory
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 HOLE_GRAY = 0.0  # how holes look in the masked image: mid-gray in [-1, 1]
 
-__all__ = ["CompleteOptions", "Completer", "CompletionResult", "SearchState", "Targets"]
+__all__ = ["CompleteOptions", "Completer", "CompletionResult", "SearchState", "Targets",
+           "bundled_model_dir", "load_completer", "progress_bar"]
 
 
 class SearchState(NamedTuple):
@@ -76,6 +79,10 @@ class Targets(NamedTuple):
     block_weights: tf.Tensor  # (B, S/b, S/b, 1) 1 where a block's average is known, or None
     block: int                # b, the side of the averaged blocks (1 when none is)
     anchor: tf.Tensor = None  # (B, z_dim) the point each start is pulled towards, or None
+    # the weights of the loss's terms (options.lam, options.anchor) as tensors, not numbers
+    # compiled into the search, so that one compiled search serves every value
+    lam: tf.Tensor = None     # () the weight of the perceptual term
+    pull: tf.Tensor = None    # () the weight of the pull towards the anchor
 
     @classmethod
     def build(cls, images, masks, options: CompleteOptions, repeat=1):
@@ -95,7 +102,9 @@ class Targets(NamedTuple):
             block_weights = tile(np.stack([
                 coarse if coarse is not None else np.zeros((side, side), np.float32)
                 for _, _, coarse in known])[..., None])
-        return cls(tile(imgs.to_float(images)), tile(weights[..., None]), block_weights, block)
+        return cls(tile(imgs.to_float(images)), tile(weights[..., None]), block_weights, block,
+                   lam=tf.constant(options.lam, tf.float32),
+                   pull=tf.constant(options.anchor, tf.float32))
 
     def anchored(self, anchor):
         """These targets with every start pulled towards its row of ``anchor`` (B, z_dim), with
@@ -181,6 +190,25 @@ class Completer:
             else None
         return cls(generator, discriminator, options, encoder)
 
+    # the options the compiled search reads when it is traced: it takes lam and anchor as
+    # tensors (Targets), and the others (seed, iterations, restarts, ...) never reach it
+    TRACED_OPTIONS = ("prior", "optimizer", "lr", "momentum")
+
+    def with_options(self, options: CompleteOptions):
+        """This completer with other options, sharing its networks and its compiled search: a
+        search with another seed, lam, anchor, number of iterations or restarts costs no new
+        trace (nor the memory of one).  The options in ``TRACED_OPTIONS`` must be this one's.
+        """
+        options = options.for_start(self.init)
+        changed = [name for name in self.TRACED_OPTIONS
+                   if getattr(options, name) != getattr(self.options, name)]
+        if changed:
+            raise ValueError(f"{', '.join(changed)} are compiled into the search: other values "
+                             "need a Completer of their own")
+        twin = copy.copy(self)
+        twin.options = options
+        return twin
+
     def encode(self, images, masks):
         """The encoder's z for uint8 images and their masks, float32 (N, z_dim)."""
         x = encoder_input(images, masks, self.size)
@@ -223,9 +251,9 @@ class Completer:
             perceptual = -tf.nn.softplus(logits)       # log(1 - sigmoid(l)), computed stably
         else:
             perceptual = tf.nn.softplus(-logits)       # -log(sigmoid(l))
-        total = contextual + self.options.lam * perceptual
+        total = contextual + targets.lam * perceptual
         if targets.anchor is not None:
-            total += self.options.anchor * tf.reduce_sum(tf.square(z - targets.anchor), axis=1)
+            total += targets.pull * tf.reduce_sum(tf.square(z - targets.anchor), axis=1)
         return contextual, perceptual, total
 
     def search(self, state: SearchState, targets: Targets, iterations):
@@ -295,7 +323,8 @@ class Completer:
         return SearchState(z, v, m, t, best_z, best_loss)
 
     # ------------------------------------------------------------------------- public API
-    def complete(self, images, masks, frames=False, progress=None, rng=None, snapshots=()):
+    def complete(self, images, masks, frames=False, progress=None, rng=None, snapshots=(),
+                 blend=True):
         """Complete a batch (any size; it is split into ``batch_size`` pieces).
 
         Parameters
@@ -310,6 +339,9 @@ class Completer:
         rng : numpy Generator or seed for the starting z (default: ``options.seed``).
         snapshots : iterations at which to record the best z so far and the time taken
             (``result.snapshots``): what a search of that many iterations would have returned.
+        blend : bool or sequence of bool
+            Blend G(z) into the hole as ``options.blend`` says (per image, or for all); False
+            pastes it as it is (a photo's face is blended once, later, at the photo's size).
         """
         images = np.asarray(images)
         masks = [np.asarray(m, np.float32) for m in masks]
@@ -317,14 +349,16 @@ class Completer:
         if images.shape != (n, s, s, 3) or len(masks) != n:
             raise ValueError(f"expected images (N, {s}, {s}, 3) and N masks, got "
                              f"{images.shape} and {len(masks)} masks")
+        check_search_memory(self.options, n, self._bytes_per_start())
         rng = np.random.default_rng(self.options.seed if rng is None else rng)
+        blend = np.broadcast_to(np.asarray(blend, bool), (n,))
         start = time.perf_counter()
         parts = []
         for lo in range(0, n, self.options.batch_size):
             hi = min(n, lo + self.options.batch_size)
             parts.append(self._complete_batch(images[lo:hi], masks[lo:hi], frames, rng,
                                               offset=lo, progress=progress,
-                                              snapshots=snapshots))
+                                              snapshots=snapshots, blend=blend[lo:hi]))
         return CompletionResult(
             *(np.concatenate([getattr(p, f) for p in parts]) for f in
               ("completed", "generated", "masked", "z", "loss")),
@@ -338,7 +372,8 @@ class Completer:
                         np.concatenate([p.snapshots[j][3] for p in parts]))
                        for j, it in enumerate(it for it, *_ in parts[0].snapshots)])
 
-    def _complete_batch(self, images, masks, frames, rng, offset, progress, snapshots=()):
+    def _complete_batch(self, images, masks, frames, rng, offset, progress, snapshots=(),
+                        blend=None):
         o = self.options
         b, r = len(images), o.restarts
         started = time.perf_counter()
@@ -362,6 +397,8 @@ class Completer:
             done += n
             # the losses of the current points: for the history, and for the best so far
             contextual, perceptual, total = (x.numpy() for x in self._losses_fn(state.z, targets))
+            if not np.all(np.isfinite(total)):  # stop before a NaN image is written
+                raise _diverged(o, done, total)
             if done in stops:
                 taken.append(self._snapshot(done, started, *self._best(state, total, b, r)))
             for k in range(b):  # the first restart's trajectory stands for the image
@@ -373,7 +410,7 @@ class Completer:
             if frames:
                 frame_iterations.append(done)
                 current = self.generate(state.z[:b])
-                for k, image in enumerate(self._finish(images, masks, current)):
+                for k, image in enumerate(self._finish(images, masks, current, blend)):
                     frame_lists[k].append(image)
             if o.tolerance is not None and prev_best is not None:
                 gain = (prev_best - best) / np.maximum(np.abs(prev_best), 1e-8)
@@ -382,7 +419,7 @@ class Completer:
             prev_best = best
         z_best, loss_best = self._best(state, total, b, r)
         generated = self.generate(z_best)
-        completed = self._finish(images, masks, generated)
+        completed = self._finish(images, masks, generated, blend)
         if progress is not None:  # a batch that stopped early skips its remaining iterations
             progress(b, float(loss_best.mean()), o.iterations - done)
         return CompletionResult(completed, imgs.to_uint8(generated),
@@ -393,6 +430,17 @@ class Completer:
     def _totals(self, state, targets):
         """The total loss of the current points (numpy)."""
         return self._losses_fn(state.z, targets)[2].numpy()
+
+    def _bytes_per_start(self):
+        """A lower bound of one start's memory: the outputs of G's and D's dense and convolution
+        layers at the compute precision.  0 (nothing checked) on a GPU, whose own memory is not
+        what :func:`~dcgan_complete.options.available_memory` tells."""
+        if tf.config.list_logical_devices("GPU"):
+            return 0
+        value = 2 if "bfloat16" in self.generator.layers[0].dtype_policy.name else 4
+        return value * sum(int(np.prod(layer.output.shape[1:]))
+                           for network in (self.generator, self.discriminator)
+                           for layer in network.layers if hasattr(layer, "kernel"))
 
     @staticmethod
     def _best(state, last, b, r):
@@ -439,10 +487,12 @@ class Completer:
             out.append(imgs.to_uint8(y))
         return np.stack(out)
 
-    def _finish(self, images, masks, generated):
-        """Paste G(z) into the holes (Poisson-blended) with the known pixels copied exactly;
-        where only block averages are known, correct G(z) to the input's block averages."""
+    def _finish(self, images, masks, generated, blend=None):
+        """Paste G(z) into the holes (Poisson-blended, where ``blend`` (per image) allows) with
+        the known pixels copied exactly; where only block averages are known, correct G(z) to the
+        input's block averages."""
         out = np.empty_like(images)
+        blend = [True] * len(images) if blend is None else blend
         for k, (image, mask, g) in enumerate(zip(images, masks, generated)):
             pixels, block, coarse = mask_lib.known_parts(mask, self.size)
             if coarse is not None:
@@ -452,9 +502,18 @@ class Completer:
                 out[k] = imgs.to_uint8(np.clip(np.where(known, fixed, g), -1, 1))
                 continue
             filled = self.blender(imgs.to_float(image), g, pixels) \
-                if self.options.blend == "poisson" else g
+                if self.options.blend == "poisson" and blend[k] else g
             out[k] = np.where(pixels[..., None] >= 0.5, image, imgs.to_uint8(filled))
         return out
+
+
+def _diverged(options, iterations, total):
+    """The error of a search whose loss stopped being a finite number."""
+    bad = total[~np.isfinite(total)][0]
+    return OptionError(("lr", "lam"), f"the search diverged: its loss became {bad} after "
+                                      f"{iterations} iteration(s) ({{lr}} {options.lr:g}, "
+                                      f"{{lam}} {options.lam:g}): lower them, or check the "
+                                      "model (its networks may overflow)")
 
 
 def encoder_input(images, masks, size):
@@ -482,3 +541,47 @@ def _block_average(x, block):
 
 def _upsample(coarse, block):
     return np.repeat(np.repeat(coarse, block, axis=0), block, axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# the model to search with, and the search's progress bar
+
+
+def bundled_model_dir():
+    """The model shipped inside the package, or None while there is none."""
+    here = Path(__file__).parent / "weights"
+    return here if (here / "config.json").is_file() else None
+
+
+def load_completer(checkpoint_dir=None, options: CompleteOptions | None = None):
+    """A Completer for ``checkpoint_dir``, or for the bundled model when it is None."""
+    from dcgan_complete.errors import OptionError
+
+    checkpoint_dir = checkpoint_dir or bundled_model_dir()
+    if checkpoint_dir is None:
+        raise OptionError("checkpoint_dir", "no model given: train one with `dcgan-complete "
+                                            "train` and pass its {checkpoint_dir}")
+    return Completer.from_checkpoint(checkpoint_dir, options)
+
+
+class progress_bar:
+    """A tqdm bar over all iterations of all batches, with images done and the mean loss; its
+    ``report`` is what :meth:`Completer.complete` calls between chunks."""
+
+    def __init__(self, images, iterations, batch_size, enabled=True, desc="complete"):
+        from tqdm import tqdm
+
+        self.images, self.done = images, 0
+        batches = -(-images // batch_size)
+        self.bar = tqdm(total=batches * iterations, unit="it", desc=desc, disable=not enabled,
+                        dynamic_ncols=True)
+
+    def __enter__(self):
+        def report(images_done, loss, iterations):
+            self.done += images_done
+            self.bar.set_postfix_str(f"images {self.done}/{self.images}, loss {loss:.1f}")
+            self.bar.update(iterations)
+        return report
+
+    def __exit__(self, *exc):
+        self.bar.close()

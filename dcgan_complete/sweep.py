@@ -27,14 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
 from dcgan_complete import metrics
-from dcgan_complete.complete import load_completer, load_inputs
 from dcgan_complete.errors import DcganError
-from dcgan_complete.evaluate import DEFAULT_MASKS, _check_choices, _choose_images, rst_table
 from dcgan_complete.files import (display_name, ensure_writable_dir, write_bytes, write_csv,
                                   write_text)
-from dcgan_complete.options import EVALUATE_OUT, CompleteOptions, MaskOptions
+from dcgan_complete.options import EVALUATE_MASKS, EVALUATE_OUT, CompleteOptions, MaskOptions
+from dcgan_complete.search import load_completer
 
 SWEEP_ITERATIONS = (25, 50, 100, 200, 500, 1000)
 SWEEP_STARTS = ("random", "encoder")
@@ -88,13 +88,13 @@ class SweepSummary:
                        "-" if r["iterations"] is None else
                        f"{r['seconds_per_image'] / r['reference_seconds']:.1%}")
                       for r in self.reach()]
-        return "\n".join([rst_table(head, body), "",
+        return "\n".join([metrics.rst_table(head, body), "",
                           f"time to the quality (PSNR and face found) of {init} starts, "
                           f"{precision}, {iterations} iterations:", "",
-                          rst_table(reach_head, reach_body)])
+                          metrics.rst_table(reach_head, reach_body)])
 
 
-def time_to_quality(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS,
+def time_to_quality(aligned_dir, checkpoint_dir=None, masks=EVALUATE_MASKS,
                     iterations=SWEEP_ITERATIONS, inits=SWEEP_STARTS, precisions=SWEEP_PRECISIONS,
                     limit=None, seed=0, out_dir=EVALUATE_OUT,
                     options: CompleteOptions | None = None,
@@ -115,7 +115,7 @@ def time_to_quality(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS,
     from tqdm import tqdm
 
     start = time.perf_counter()
-    masks, _ = _check_choices(masks, ("ours",))
+    masks, _ = metrics.check_choices(masks, ("ours",))
     iterations = sorted({int(i) for i in iterations})
     if not iterations or iterations[0] < 1:
         raise DcganError("give at least one iteration count, each at least 1")
@@ -123,7 +123,7 @@ def time_to_quality(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS,
     mask_options = mask_options or MaskOptions()
     metrics.import_optional("matplotlib", "the sweep's plot")
     aligned_dir = Path(aligned_dir)
-    paths = _choose_images(aligned_dir, out_dir, limit, seed)
+    paths = metrics.choose_images(aligned_dir, out_dir, limit, seed)
     ensure_writable_dir(out_dir, "out_dir")
     stop_at = stop_at or {}
     last = {init: max([i for i in iterations if i <= stop_at.get(init, iterations[-1])] or
@@ -134,7 +134,7 @@ def time_to_quality(aligned_dir, checkpoint_dir=None, masks=DEFAULT_MASKS,
     # a model without an encoder runs its "encoder" start at random: measure only what exists
     completers = {k: c for k, c in completers.items() if c.init == k[0]}
     size = next(iter(completers.values())).size
-    good, images, _, skipped = load_inputs(paths, size)
+    good, images, _, skipped = imgs.load_crops(paths, size)
     if images is None:
         raise DcganError(f"none of the {len(paths)} images could be read: {skipped[0][1]}")
     for completer in completers.values():  # trace the graphs outside the clock

@@ -3,11 +3,14 @@
 A checkpoint is one ``ckpt-STEP.npz`` holding every variable (both networks, batch-norm
 statistics, both Adam states) and the step/epoch counters.  Like every file the package writes it
 goes through :func:`dcgan_complete.files.atomic_write`, so a kill or a full disk at any moment
-leaves either the new checkpoint or none, and no temporary file.  One damaged anyway (cut short by
-a copy) is skipped, with a warning, when a run resumes.  ``config.json`` beside it records the
-architecture; it is written with a run's first checkpoint, not at its start, so a run that dies
-early leaves the folder as it found it.  The portable ``*.weights.h5`` files are what ``complete``
-loads; a folder holding only those (and ``config.json``) is trained on from them.
+leaves either the new checkpoint or none (a ``kill -9`` leaves a hidden temporary file, which the
+next run removes).  One damaged anyway (cut short by a copy) is skipped, with a warning, when a
+run resumes.  ``config.json`` beside it records the architecture; it is written with a run's
+first checkpoint, not at its start, so a run that dies early leaves the folder as it found it.
+The portable ``*.weights.h5`` files are what ``complete`` loads; a folder holding only those (and
+``config.json``) is trained on from them.  A run holds its checkpoint folder until it ends
+(:class:`~dcgan_complete.files.FolderLock`): a second ``train`` (or ``train-encoder``) on the
+same folder is refused at its start, naming the first's PID.
 
 On several devices or machines (:mod:`dcgan_complete.distribute`) every replica trains on its
 share of the global batch with synchronized batch norm, so that N replicas train like one device
@@ -37,7 +40,8 @@ import tensorflow as tf
 from dcgan_complete import data, distribute
 from dcgan_complete.errors import (DcganError, OptionError, exit_code_of, signals_ignored,
                                    signals_interrupt)
-from dcgan_complete.files import atomic_write, display_name, ensure_writable_dir, write_text
+from dcgan_complete.files import (FolderLock, atomic_write, display_name, ensure_writable_dir,
+                                  write_text)
 from dcgan_complete.images import image_grid, write_image
 from dcgan_complete.options import TrainOptions
 from dcgan_complete.model import (CONFIG_FILE, DISCRIMINATOR_FILE, GENERATOR_FILE, ModelConfig,
@@ -307,11 +311,24 @@ class Trainer:
                                             f"multiple of the {replicas} replicas, which share "
                                             "it evenly")
         config = options.model_config
+        self._lock = None
         if self.cluster.is_chief:
             # Before the long work (decoding, training): a folder that cannot be written fails
             # now, not at the first sample or checkpoint.
             for option, folder in outputs.items():
                 ensure_writable_dir(folder, option)
+            # Another run on this folder (train or train-encoder) would write its checkpoints
+            # over this one's: the second to start is refused.
+            self._lock = FolderLock(self.ckpt_dir, "train", "checkpoint_dir")
+        try:
+            self._start(dataset, options, paths, config)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, dataset, options, paths, config):
+        """The rest of the set-up, once the checkpoint folder is this run's."""
+        if self.cluster.is_chief:
             check_compatible(self.ckpt_dir, config)
         self.cluster.agree("options", json.dumps(
             {k: v for k, v in dataclasses.asdict(options).items() if k not in _PER_WORKER},
@@ -340,6 +357,19 @@ class Trainer:
         seed = options.seed if options.seed is not None else 0
         self.fixed_z = np.random.default_rng(seed).uniform(
             -1, 1, (SAMPLE_GRID, config.z_dim)).astype(np.float32)
+
+    def close(self):
+        """Give up the checkpoint folder (another run may use it now); :func:`train` does this
+        when it ends.  A Trainer that is dropped gives it up too."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def _take_the_chiefs_state(self):
         """Every worker starts from the chief's weights, counters and data seed, whatever its
@@ -537,27 +567,27 @@ def train(dataset, options: TrainOptions | None = None):
     Warnings (a damaged checkpoint skipped) and notes go to stderr even without ``progress``.
     """
     options = options or TrainOptions()
-    trainer = Trainer(dataset, options)
-    for note in trainer.notes:
-        print(note, file=sys.stderr)
-    say = print if options.progress else (lambda *a, **k: None)
-    cluster = trainer.cluster
-    say(f"dataset: {trainer.summary.describe()}; precision {trainer.gan.precision}")
-    if cluster.kind != "none":
-        say(f"distribute: {cluster.describe()}")
-    if trainer.step:
-        source = trainer.last_checkpoint.name if trainer.last_checkpoint else \
-            "the chief's checkpoint"
-        say(f"resuming from {source}: step {trainer.step}, epoch {trainer.epoch + 1}")
-    result = trainer.fit()
-    if not cluster.is_chief:
-        say(f"{result.stopped} at step {result.step}; the chief wrote the checkpoints, samples "
-            "and logs")
-    elif result.stopped == "interrupted":
-        say(f"interrupted at step {result.step}; saved {display_name(result.checkpoint)} "
-            f"(run the same command to resume)")
-    else:
-        say(f"trained to step {result.step} ({result.epoch} epochs) in {result.seconds:.0f} s; "
-            f"model in {display_name(trainer.ckpt_dir)}/, samples in "
-            f"{display_name(trainer.sample_dir)}/")
-    return result
+    with Trainer(dataset, options) as trainer:
+        for note in trainer.notes:
+            print(note, file=sys.stderr)
+        say = print if options.progress else (lambda *a, **k: None)
+        cluster = trainer.cluster
+        say(f"dataset: {trainer.summary.describe()}; precision {trainer.gan.precision}")
+        if cluster.kind != "none":
+            say(f"distribute: {cluster.describe()}")
+        if trainer.step:
+            source = trainer.last_checkpoint.name if trainer.last_checkpoint else \
+                "the chief's checkpoint"
+            say(f"resuming from {source}: step {trainer.step}, epoch {trainer.epoch + 1}")
+        result = trainer.fit()
+        if not cluster.is_chief:
+            say(f"{result.stopped} at step {result.step}; the chief wrote the checkpoints, samples "
+                "and logs")
+        elif result.stopped == "interrupted":
+            say(f"interrupted at step {result.step}; saved {display_name(result.checkpoint)} "
+                f"(run the same command to resume)")
+        else:
+            say(f"trained to step {result.step} ({result.epoch} epochs) in {result.seconds:.0f} s; "
+                f"model in {display_name(trainer.ckpt_dir)}/, samples in "
+                f"{display_name(trainer.sample_dir)}/")
+        return result

@@ -229,7 +229,8 @@ COMPLETE_CASES = [
          r"^Error: none of the 1 inputs could be read: cannot read .*photos\.png: it is a "
          r"folder, not an image$"),
     Case("complete-180-megapixels", _huge_png,
-         r"cannot read .*huge\.png: too large \(182 megapixels; the limit is 179\)$"),
+         r"cannot read .*huge\.png: too large \(182 megapixels; the limit is 100: set "
+         r"DCGAN_COMPLETE_MAX_MEGAPIXELS to raise it\)$"),
     Case("complete-text-file-as-image", _text_as_image,
          r"cannot read .*notes\.png: not an image \(no known image format\)$"),
     Case("complete-name-not-utf8", _name_not_utf8, r"completed 1 image", status=0,
@@ -515,11 +516,11 @@ def _nothing_written(tmp):
 
 PHOTO_CASES = [
     Case("photo-mask-of-another-size", _photo_with_mask((80, 100)),
-         r"^Error: mask .*damage\.png is 100x80 pixels, but .*photo\.png is 256x256: a photo's "
-         r"mask must have its size$", check=_nothing_written),
+         r"^Error: mask .*damage\.png is 100x80 pixels, but .*photo\.png is 256x256: a mask "
+         r"must have its image's size$", check=_nothing_written),
     Case("photo-mask-of-the-unturned-photo", _turned_photo_unturned_mask,
          r"^Error: mask .*damage\.png is 256x220 pixels, but .*turned\.jpg is 220x256: .*"
-         r"turned by its EXIF orientation: draw the mask on the upright photo\)$",
+         r"turned by their EXIF orientation: draw the mask on the upright image\)$",
          check=_nothing_written),
     Case("photo-mask-all-black", _photo_mask_all_black,
          r"^Error: mask .*damage\.png has no known pixel: it is all black"),
@@ -626,8 +627,126 @@ DISTRIBUTE_CASES = [
          check=_nothing_written("out")),
 ]
 
+# -------------------------------------------------------------------------------------- options
+# Every number has bounds (dcgan_complete.options): a seed lies in 0..2**32-1, a float is finite
+# and, where more only overflows float32, capped; counts that size memory or processes are
+# capped, or checked against the memory available.  test_cli.py tries every option of every
+# command; these rows are the cases users ran into.
+def _encoder(tmp, *extra):
+    return ["train-encoder", "--checkpoint-dir", tmp / "no-model", *extra]
+
+
+def _out_of_range(flag, value, bounds):
+    """click's one line for a value outside the range that options.py sets."""
+    return rf"^Error: Invalid value for '{re.escape(flag)}': {re.escape(value)} is not in the " \
+           rf"range {re.escape(bounds)}\.$"
+
+
+SEED_RANGE = "0<=x<=4294967295"
+
+
+def _overflowing_model(tmp, env):
+    """The tiny model with its discriminator's convolutions scaled by 1e38: finite weights whose
+    activations overflow float32, so the search's loss turns NaN at its first step."""
+    import shutil
+
+    import h5py
+
+    shutil.copytree(env.model, tmp / "model")
+    with h5py.File(tmp / "model" / "discriminator.weights.h5", "r+") as f:
+        for layer in ("conv2d", "conv2d_1"):
+            kernel = f[f"layers/{layer}/vars/0"]
+            kernel[...] = kernel[...] * np.float32(1e38)
+    write_image(tmp / "a.png", env.face(0))
+    return ["complete", tmp / "a.png", "--checkpoint-dir", tmp / "model", "--out", tmp / "out",
+            "--iterations", "3", "--out-interval", "1", "--gif", "--frames"]
+
+
+OPTION_CASES = [
+    Case("complete-seed-negative", _with_option("--seed", "-1"),
+         _out_of_range("--seed", "-1", SEED_RANGE), status=2),
+    Case("evaluate-seed-negative", lambda tmp, env: _evaluate(tmp, env, "--seed", "-1"),
+         _out_of_range("--seed", "-1", SEED_RANGE), status=2),
+    Case("demo-seed-negative", lambda tmp, env: _demo(tmp, env, "--seed", "-1"),
+         _out_of_range("--seed", "-1", SEED_RANGE), status=2),
+    Case("serve-seed-negative",
+         lambda tmp, env: ["serve", "--checkpoint-dir", tmp / "nope", "--seed", "-1"],
+         _out_of_range("--seed", "-1", SEED_RANGE), status=2),
+    Case("train-seed-2**64", lambda tmp, env: _train(env, tmp / "ck", "--seed", str(2 ** 64)),
+         _out_of_range("--seed", str(2 ** 64), SEED_RANGE), status=2, check=_no_model_written),
+    Case("train-encoder-seed-2**32", lambda tmp, env: _encoder(tmp, "--seed", str(2 ** 32)),
+         _out_of_range("--seed", str(2 ** 32), SEED_RANGE), status=2),
+    Case("complete-lam-inf", _with_option("--lam", "inf"),
+         _out_of_range("--lam", "inf", "0<=x<=1000000.0"), status=2),
+    Case("complete-lr-inf-gif", _with_option("--lr", "inf", "--gif"),
+         _out_of_range("--lr", "inf", "0<x<=1.0"), status=2),
+    Case("complete-anchor-1e308", _with_option("--anchor", "1e308"),
+         _out_of_range("--anchor", "1e+308", "0<=x<=1000000.0"), status=2),
+    Case("complete-lr-overflows-float32", _with_option("--lr", "1e39"),
+         _out_of_range("--lr", "1e+39", "0<x<=1.0"), status=2),
+    Case("complete-tolerance-inf", _with_option("--tolerance", "inf"),
+         _out_of_range("--tolerance", "inf", "0<=x<=1"), status=2),
+    Case("complete-lam-nan", _with_option("--lam", "nan"),
+         r"^Error: --lam must be a finite number, not nan$"),
+    Case("evaluate-lam-inf", lambda tmp, env: _evaluate(tmp, env, "--lam", "inf"),
+         _out_of_range("--lam", "inf", "0<=x<=1000000.0"), status=2),
+    Case("serve-max-megapixels-inf",
+         lambda tmp, env: ["serve", "--checkpoint-dir", tmp / "nope", "--max-megapixels", "inf"],
+         _out_of_range("--max-megapixels", "inf", "0<x<=1000.0"), status=2),
+    Case("train-lr-inf", lambda tmp, env: _train(env, tmp / "ck", "--lr", "inf"),
+         _out_of_range("--lr", "inf", "0<x<=1.0"), status=2, check=_no_model_written),
+    Case("train-beta1-1-divides-by-zero", lambda tmp, env: _train(env, tmp / "ck", "--beta1", "1"),
+         _out_of_range("--beta1", "1.0", "0<=x<1"), status=2, check=_no_model_written),
+    Case("train-encoder-z-weight-inf", lambda tmp, env: _encoder(tmp, "--z-weight", "inf"),
+         _out_of_range("--z-weight", "inf", "0<=x<=1000000.0"), status=2),
+    Case("complete-search-diverges", _overflowing_model,
+         r"^Error: the search diverged: its loss became nan after 1 iteration\(s\) \(--lr "
+         r"[0-9.]+, --lam 0\.1\): lower them, or check the model \(its networks may overflow\)$",
+         check=_nothing_written("out")),
+    Case("complete-window-1001", _with_option("--window", "1001"),
+         _out_of_range("--window", "1001", "1<=x<=255"), status=2),
+    Case("complete-threads-99999999999", _with_option("--threads", "99999999999"),
+         _out_of_range("--threads", "99999999999", "0<=x<=1024"), status=2),
+    Case("complete-restarts-1000", _with_option("--restarts", "1000"),
+         _out_of_range("--restarts", "1000", "1<=x<=100"), status=2),
+    Case("complete-batch-size-100000", _with_option("--batch-size", "100000"),
+         _out_of_range("--batch-size", "100000", "1<=x<=1024"), status=2),
+    Case("complete-iterations-past-int64", _with_option("--iterations", str(10 ** 20)),
+         _out_of_range("--iterations", str(10 ** 20), "1<=x<=1000000000"), status=2),
+    Case("align-size-20000",
+         lambda tmp, env: (tmp / "raw").mkdir() or _align(tmp / "raw", tmp / "out", "--size",
+                                                          "20000"),
+         _out_of_range("--size", "20000", "8<=x<=1024"), status=2,
+         check=_nothing_written("out")),
+    Case("align-workers-99999999999",
+         lambda tmp, env: (tmp / "raw").mkdir() or ["align", tmp / "raw", tmp / "out",
+                                                    "--workers", "99999999999"],
+         _out_of_range("--workers", "99999999999", "1<=x<=256"), status=2,
+         check=_nothing_written("out")),
+    Case("train-batch-size-100000",
+         lambda tmp, env: _train(env, tmp / "ck", "--batch-size", "100000"),
+         _out_of_range("--batch-size", "100000", "1<=x<=1024"), status=2,
+         check=_no_model_written),
+    Case("train-encoder-batch-size-100000", lambda tmp, env: _encoder(tmp, "--batch-size",
+                                                                      "100000"),
+         _out_of_range("--batch-size", "100000", "1<=x<=1024"), status=2),
+    Case("train-gf-dim-beyond-memory",
+         lambda tmp, env: _train(env, tmp / "ck", "--gf-dim", str(10 ** 7)),
+         r"^Error: training a model of --image-size 16, --z-dim 8, --gf-dim 10000000 and "
+         r"--df-dim 8 on batches of --batch-size 8 needs at least [0-9,]+\.\d GB of memory, and "
+         r"[0-9,]+\.\d GB is available: lower --batch-size, --gf-dim or --df-dim$",
+         check=_no_model_written),
+    Case("train-encoder-ef-dim-beyond-memory",
+         lambda tmp, env: _encoder(tmp, "--ef-dim", str(10 ** 7)),
+         r"^Error: an encoder of --ef-dim 10000000 needs at least [0-9,]+\.\d GB of memory, and "
+         r"[0-9,]+\.\d GB is available: lower --ef-dim$"),
+    Case("evaluate-sweep-and-photos",
+         lambda tmp, env: _evaluate(tmp, env, "--sweep", "1,2", "--photos"),
+         r"^Error: --sweep and --photos exclude each other$"),
+]
+
 CASES = COMPLETE_CASES + TRAIN_CASES + ALIGN_CASES + OTHER_CASES + PHOTO_CASES + SERVE_CASES \
-    + DISTRIBUTE_CASES
+    + DISTRIBUTE_CASES + OPTION_CASES
 
 
 @pytest.fixture
@@ -705,3 +824,61 @@ def test_evaluate_reports_follow_the_umask_and_the_bar_counts_iterations(env, tm
     # 2 masks x 2 batches (3 images, batch 2) x 30 iterations, counted as iterations
     final = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     assert re.search(r"120/120 \[.*it/s", final), final
+
+
+def test_a_search_that_cannot_fit_in_memory_is_refused_before_it_starts():
+    """--batch-size x --restarts starts are searched at once: 1024 x 100 of a 128 px model need
+    at least 429 GB for the networks' feature maps alone, which no test machine has."""
+    from dcgan_complete.errors import OptionError
+    from dcgan_complete.masks import make_mask
+    from dcgan_complete.model import build_discriminator, build_generator
+    from dcgan_complete.options import CompleteOptions, ModelConfig, available_memory
+    from dcgan_complete.search import Completer
+
+    config = ModelConfig(image_size=128)
+    completer = Completer(build_generator(config), build_discriminator(config),
+                          CompleteOptions(init="random", iterations=1, restarts=100,
+                                          batch_size=1024, precision="float32"))
+    assert available_memory() < 429.4e9  # else this machine would run the search
+    images = np.zeros((1024, 128, 128, 3), np.uint8)
+    with pytest.raises(OptionError) as error:
+        completer.complete(images, [make_mask("center", 128)] * 1024)
+    assert re.fullmatch(r"searching 102400 starts at once \(restarts 100 for each of the 1024 "
+                        r"image\(s\) of a batch, batch_size 1024\) needs at least 429\.5 GB of "
+                        r"memory, and [0-9,]+\.\d GB is available: lower batch_size or restarts",
+                        str(error.value)), str(error.value)
+    assert error.value.format(lambda name: "--" + name.replace("_", "-")).endswith(
+        "lower --batch-size or --restarts")
+
+
+def test_a_second_complete_into_a_folder_in_use_is_refused(env, tmp_path):
+    """Two `complete` runs into one --out would write over each other's outputs and summary:
+    the second is refused at its start, naming the first's PID; once the first ends, the
+    folder is free again."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from dcgan_complete.files import FolderLock\n"
+         "lock = FolderLock(sys.argv[1], 'complete', 'out_dir')\n"
+         "print('held', flush=True); time.sleep(120)", str(out)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        write_image(tmp_path / "a.png", env.face(0))
+        args = env.complete(tmp_path / "a.png", "--out", out)
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, result.output
+        assert re.search(rf"^Error: --out .*out is in use by another run \(complete, PID "
+                         rf"{holder.pid}\): wait for it to end, or choose another --out$",
+                         result.output, re.M), result.output
+        assert not (out / "a.png").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "a.png").exists()

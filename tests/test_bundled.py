@@ -1,6 +1,6 @@
 import numpy as np
 
-from dcgan_complete.complete import bundled_model_dir
+from dcgan_complete.search import bundled_model_dir
 from dcgan_complete.model import load_models
 
 

@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from dcgan_complete.cli import main
-from dcgan_complete.demo import DEMO_MASKS, run_demo, samples_dir
-from dcgan_complete.complete import CompleteOptions
+from dcgan_complete.demo import DEMO_MASKS, run_demo
+from dcgan_complete.images import samples_dir
+from dcgan_complete.options import CompleteOptions
 from dcgan_complete.images import read_image
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcgan_complete.complete import complete_files, select_shard
+from dcgan_complete.complete import complete_files
+from dcgan_complete.outputs import select_shard
 from dcgan_complete.errors import OptionError
 from dcgan_complete.images import write_image
 from dcgan_complete.model import auto_precision

@@ -14,10 +14,10 @@ from skimage import data
 
 from dcgan_complete.align import warp_affine
 from dcgan_complete.cli import main
-from dcgan_complete.complete import output_names
-from dcgan_complete.evaluate import telea_fill
+from dcgan_complete.classical import telea_fill
 from dcgan_complete.images import read_image, write_image
 from dcgan_complete.options import CompleteOptions, MaskOptions, PhotoOptions
+from dcgan_complete.outputs import output_names
 from dcgan_complete.photo import PhotoRepairer, crop_mask, find_faces, repair_photo
 from dcgan_complete.search import Completer
 
@@ -292,3 +292,22 @@ def test_evaluate_photos_scores_ours_and_telea_at_the_photo_scale(tiny_model_dir
     assert {p.name for p in (tmp_path / "report").iterdir()} == \
         {"summary.csv", "summary.json", "per_photo.csv", "comparison.png"}
     assert "PSNR-hole" in summary.report()
+
+
+def test_each_face_is_blended_once_in_its_photo(completer, monkeypatch):
+    """The search pastes G(z) into a photo's face crop without blending it: the face is
+    Poisson-blended once, at the photo's size, and its crop is what came out in the photo."""
+    calls = []
+    blend = completer.blender
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return blend(*args, **kwargs)
+
+    monkeypatch.setattr(completer, "blender", counting)
+    photo = astronaut_photo()
+    repair = repair_photo(photo, damage(photo.shape[:2]), completer, rng=0)
+    assert len(repair.faces) == 1 and calls == []
+    face = repair.faces[0]
+    assert np.array_equal(face.completed, warp_affine(repair.repaired, face.transform,
+                                                      completer.size))

@@ -1,0 +1,194 @@
+"""Where a completion run's results go: every output's name, and the writers of the files.
+
+Before any work the output folder is checked (:func:`check_out_dir`): it must be writable and
+must not hold the run's inputs or masks.  Every output name is planned so that no two outputs
+(nor an output and the run's own ``summary.png``, ``losses.csv``, ``frames/``) share a name: an
+input whose outputs would collide is given the next free name (``x_2``).
+
+Per aligned crop NAME: ``NAME.png``, ``NAME.masked.png``, ``NAME.generated.png``, ``NAME.gif``,
+``frames/NAME/``; per photo NAME: ``NAME.png`` (or ``.jpg``), ``NAME.masked.png``,
+``NAME.faceK.png``, ``NAME.faceK.gif``, ``frames/NAME/faceK/``; per run ``summary.png`` and
+``losses.csv``.  Everything is written atomically (:mod:`dcgan_complete.files`).
+
+Example
+-------
+>>> output_names(["a/x.png", "b/x.jpg"])
+['x', 'x_2']
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dcgan_complete import images as imgs
+from dcgan_complete import masks as mask_lib
+from dcgan_complete.errors import OptionError
+from dcgan_complete.files import display_name, ensure_writable_dir, is_inside, write_csv
+from dcgan_complete.options import PhotoOptions
+
+# Per input NAME: NAME.png, NAME.masked.png, NAME.generated.png, NAME.gif, frames/NAME/.
+OUTPUT_SUFFIXES = ("", ".masked", ".generated")
+SUMMARY_FILE, LOSSES_FILE, FRAMES_DIR = "summary.png", "losses.csv", "frames"
+RUN_FILES = (SUMMARY_FILE, LOSSES_FILE, FRAMES_DIR)
+
+
+
+def output_files(name, faces=None, photo_format="png"):
+    """The files and folders one input named ``name`` writes in the output folder; for a photo
+    (``faces``: its number of faces to repair) NAME.png or .jpg, NAME.masked.png, NAME.faceK.png
+    and NAME.faceK.gif."""
+    if faces is not None:
+        return [f"{name}.{photo_format}", f"{name}.masked.png", f"{FRAMES_DIR}/{name}"] + \
+            [f"{name}.face{k}.{ext}" for k in range(faces) for ext in ("png", "gif")]
+    return [f"{name}{suffix}.png" for suffix in OUTPUT_SUFFIXES] + \
+        [f"{name}.gif", f"{FRAMES_DIR}/{name}"]
+
+
+def output_names(paths, faces=None, photo_format="png"):
+    """A distinct output name for every input, such that no output of one input has the name of
+    another's or of the run's own files: its stem, else ``STEM_2``, ``STEM_3``...
+
+    Names are compared case-insensitively, so the outputs are distinct on any file system.
+    ``faces`` (one entry per path: None for an aligned crop, a photo's number of faces) and
+    ``photo_format`` say which files a photo writes (see :func:`output_files`).
+
+    Example
+    -------
+    >>> output_names(["a/x.png", "b/x.jpg", "x.masked.png", "summary.png"])
+    ['x', 'x_2', 'x.masked_2', 'summary_2']
+    """
+    taken = {f.casefold() for f in RUN_FILES}
+    names = []
+    for path, count in zip(paths, faces or [None] * len(paths)):
+        stem = Path(path).stem
+        name, k = stem, 2
+        while any(f.casefold() in taken for f in output_files(name, count, photo_format)):
+            name, k = f"{stem}_{k}", k + 1
+        taken.update(f.casefold() for f in output_files(name, count, photo_format))
+        names.append(name)
+    return names
+
+
+def select_shard(paths, k, n):
+    """The K-th (from 1) of N deterministic slices of ``paths``, by sorted path: N processes
+    given the same inputs with K = 1..N complete each exactly once.  Slices differ in length by
+    one at most; with fewer inputs than N some are empty.
+
+    Example
+    -------
+    >>> [select_shard(["d.png", "b.png", "a.png", "c.png", "e.png"], k, 2) for k in (1, 2)]
+    [['a.png', 'b.png'], ['c.png', 'd.png', 'e.png']]
+    """
+    ordered = sorted(paths, key=str)
+    return ordered[(k - 1) * len(ordered) // n:k * len(ordered) // n]
+
+
+def shard_run_files(shard):
+    """The names of summary.png and losses.csv for ``shard`` (K, N): ``summary-K-of-N.png``,
+    ``losses-K-of-N.csv``; without a shard, the plain ones."""
+    if shard is None:
+        return SUMMARY_FILE, LOSSES_FILE
+    tag = "-{}-of-{}".format(*shard)
+    return (f"{Path(SUMMARY_FILE).stem}{tag}{Path(SUMMARY_FILE).suffix}",
+            f"{Path(LOSSES_FILE).stem}{tag}{Path(LOSSES_FILE).suffix}")
+
+
+def check_shard_names(paths, n):
+    """Refuse inputs whose outputs would collide across N shards: a shard names its outputs
+    without knowing the others' inputs, so no two inputs may need the same name (nor a name
+    of a shard's summary or losses file).
+
+    Raises
+    ------
+    OptionError
+        Naming ``shard`` and the first such input.
+    """
+    ordered = sorted(paths, key=str)
+    reserved = {f.casefold() for k in range(1, n + 1) for f in shard_run_files((k, n))}
+    for path, name in zip(ordered, output_names(ordered)):
+        if name != Path(path).stem or any(f.casefold() in reserved for f in output_files(name)):
+            raise OptionError("shard", f"with {{shard}} every input needs outputs of its own "
+                                       f"name: rename {display_name(path)}, whose name another "
+                                       "input or a shard's summary has")
+
+
+def check_out_dir(out_dir, inputs, mask_spec=None):
+    """Refuse an output folder that holds any input or mask of the run, or cannot be written.
+
+    Raises
+    ------
+    OptionError
+        Naming ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    mask_path = None if mask_spec is None or mask_lib.is_mask_kind(mask_spec) \
+        else Path(mask_spec)
+    for path in list(inputs) + ([mask_path] if mask_path is not None else []):
+        if path.exists() and is_inside(path, out_dir):
+            what = "the masks" if path == mask_path else "the input"
+            raise OptionError("out_dir", f"{{out_dir}} {display_name(out_dir)} holds {what} "
+                                         f"{display_name(path)}: outputs could overwrite it; "
+                                         "choose another folder")
+    ensure_writable_dir(out_dir, "out_dir")
+
+
+def write_outputs(out_dir, names, images, result, frames=False, gif=False,
+                  run_files=True, shard=None):
+    """Write NAME.png, NAME.masked.png, NAME.generated.png (+ frames, GIF), and with
+    ``run_files`` summary.png and losses.csv, for a CompletionResult (``names`` from
+    :func:`output_names`)."""
+    out_dir = Path(out_dir)
+    for k, name in enumerate(names):
+        for suffix, image in zip(OUTPUT_SUFFIXES, (result.completed[k], result.masked[k],
+                                                   result.generated[k])):
+            imgs.write_image(out_dir / f"{name}{suffix}.png", image)
+        if frames:
+            for iteration, frame in zip(result.frame_iterations, result.frames[k]):
+                imgs.write_image(out_dir / FRAMES_DIR / name / f"{iteration:05d}.png", frame)
+        if gif:
+            # the masked input, the search every out_interval, and the final (best-z) result last
+            sequence = [result.masked[k]] + list(result.frames[k][:-1]) + [result.completed[k]]
+            imgs.write_animation(out_dir / f"{name}.gif", sequence)
+    if run_files:
+        write_run_files(out_dir, names, images, result, shard)
+
+
+def write_run_files(out_dir, names, images, result, shard=None):
+    """summary.png (input | masked | completed, four images a row) and losses.csv, for the
+    images of one search named ``names`` (named after ``shard``, see :func:`shard_run_files`)."""
+    out_dir = Path(out_dir)
+    summary_file, losses_file = shard_run_files(shard)
+    triplets = [x for k in range(len(names)) for x in
+                (images[k], result.masked[k], result.completed[k])]
+    imgs.write_image(out_dir / summary_file,
+                     imgs.image_grid(np.stack(triplets), cols=3 * min(4, len(names))))
+    write_csv(out_dir / losses_file, ["image", "iteration", "contextual", "perceptual", "total"],
+              [[names[k], it, f"{c:.4f}", f"{p:.4f}", f"{t:.4f}"]
+               for k, it, c, p, t in result.history])
+
+
+def write_photo_outputs(out_dir, name, repair, photo_options: PhotoOptions | None = None,
+                        frames=False, gif=False, frame_iterations=()):
+    """Write one photo's outputs (see the module's docstring) for a
+    :class:`~dcgan_complete.photo.PhotoRepair`."""
+    photo_options = photo_options or PhotoOptions()
+    out_dir = Path(out_dir)
+    target = out_dir / f"{name}.{photo_options.format}"
+    if photo_options.format == "jpg":
+        imgs.write_jpeg(target, repair.repaired, photo_options.quality)
+    else:
+        imgs.write_image(target, repair.repaired)
+    imgs.write_image(out_dir / f"{name}.masked.png", repair.masked)
+    for k, face in enumerate(repair.faces):
+        imgs.write_image(out_dir / f"{name}.face{k}.png", face.completed)
+        if frames:
+            for iteration, frame in zip(frame_iterations, face.frames):
+                imgs.write_image(out_dir / FRAMES_DIR / name / f"face{k}" / f"{iteration:05d}.png",
+                                 frame)
+        if gif:
+            # the damaged region, the search every out_interval, the repaired region last
+            sequence = [repair.face_region(k, masked=True)] + \
+                [repair.face_region(k, frame) for frame in face.frames[:-1]] + \
+                [repair.face_region(k)]
+            imgs.write_animation(out_dir / f"{name}.face{k}.gif", sequence)
