@@ -9,12 +9,14 @@ search to download.  An "Advanced" section holds the search options.
 It runs offline: no CDN, no analytics, no share link.  Requests queue: ``concurrency`` searches
 run at once (one by default), ``queue_size`` more wait and are told their place, and one more is
 told that the queue is full.  A bad upload (not an image, empty, too large, a mask that covers
-nothing) gets a one-line message on the page and the server keeps serving.  :func:`serve` keeps
-every file in one temporary folder, removed when the server stops.
+nothing) or a bad value of the form (checked as the command line checks its options) gets a
+one-line message on the page and the server keeps serving.  Each session's downloads stay until
+the session ends (its tab is closed) or an hour after its last result; :func:`serve` keeps every
+file in one temporary folder, removed when the server stops.
 
 Example
 -------
->>> from dcgan_complete.complete import load_completer
+>>> from dcgan_complete.search import load_completer
 >>> from dcgan_complete.app import build_app
 >>> build_app(load_completer()).launch()   # doctest: +SKIP
 """
@@ -37,11 +39,10 @@ import numpy as np
 
 from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
-from dcgan_complete.complete import write_outputs
-from dcgan_complete.demo import samples_dir
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.files import display_name
 from dcgan_complete.options import OPTIMIZERS, CompleteOptions, MaskOptions, ServeOptions
+from dcgan_complete.outputs import write_outputs
 from dcgan_complete.search import Completer
 
 APP_EXTRA = "pip install 'dcgan-complete[app]'"
@@ -60,6 +61,11 @@ PAINT_THRESHOLD = 250
 MAX_ITERATIONS = 5000
 MAX_RESTARTS = 16
 
+# Gradio drops the page's uploads and pictures this long after they were made; a session's
+# downloads go when it ends (its tab is closed), or this long after its last result (a caller
+# without a tab never ends its session).
+KEEP_FILES_SECONDS = 3600
+
 # The results are shown this tall, in pixels, without smoothing: the model's pixels as they are.
 RESULT_HEIGHT = 240
 PAGE_CSS = (".result img { width: 100%; height: 100%; object-fit: contain; "
@@ -67,9 +73,6 @@ PAGE_CSS = (".result img { width: 100%; height: 100%; object-fit: contain; "
 
 # The search options as the page's form names them (in its messages).
 FORM_LABELS = {"lam": "lambda", "optimizer": "optimiser"}
-
-# How many compiled searches (one per distinct set of search options) stay in memory.
-KEEP_SEARCHES = 4
 
 
 class UploadError(DcganError):
@@ -124,25 +127,19 @@ def read_upload(file, max_megapixels=ServeOptions.max_megapixels):
     UploadError
         With a message that names the user's file, never a server path.
     """
-    from PIL import Image
-
     path, name = _upload_path(file)
     if not path:
         raise UploadError("upload a face first (or pick a sample below the editor)")
     shown = display_name(name)
     if os.path.getsize(path) == 0:
         raise UploadError(f"{shown} is empty (0 bytes)")
-    try:
-        with Image.open(path) as header:  # reads the size, not the pixels
-            width, height = header.size
-    except Exception:  # Pillow raises many types for what it cannot open
-        width = height = 0
+    width, height = imgs.image_size(path) or (0, 0)  # the header alone, not the pixels
     if width * height > max_megapixels * 1e6:
         raise UploadError(f"{shown} is too large: {width}x{height} is "
                           f"{width * height / 1e6:.0f} megapixels; the page takes up to "
                           f"{max_megapixels:g}")
     try:
-        image = imgs.read_image(path)
+        image = imgs.read_image(path, max_megapixels=max_megapixels)
     except imgs.ImageReadError as exc:
         raise UploadError(str(exc).replace(display_name(path), shown)) from None
     return image, name
@@ -247,17 +244,17 @@ class LiveCompleter(Completer):
 
 
 class Searches:
-    """The compiled searches of one model, one per distinct set of search options.
-
-    A search's options are compiled into its TensorFlow graph, so a request with other options
-    needs a Completer of its own; the last ``keep`` are kept to spare a retrace.
+    """The compiled searches of one model, one per value of the options compiled into a search
+    (``Completer.TRACED_OPTIONS``).  A request gets a twin of one with its own options
+    (:meth:`Completer.with_options`): its seed, lambda, iterations and restarts cost no new
+    trace.  Of the traced options the page's form changes only the optimiser, so there are at
+    most ``len(OPTIMIZERS)`` searches, however many values the requests bring.
     """
 
-    def __init__(self, completer: Completer, keep=KEEP_SEARCHES):
+    def __init__(self, completer: Completer):
         self.base = completer
-        self.keep = keep
         self._lock = threading.Lock()
-        self._cache = {}
+        self._compiled = {}
 
     def options(self, **changes):
         """The base completer's options with ``changes``; raises UploadError when invalid."""
@@ -267,16 +264,52 @@ class Searches:
             raise UploadError(exc.format(lambda name: FORM_LABELS.get(name, name))) from None
 
     def get(self, options: CompleteOptions) -> LiveCompleter:
-        key = dataclasses.astuple(options)
+        key = tuple(getattr(options, name) for name in Completer.TRACED_OPTIONS)
         with self._lock:
-            if key not in self._cache:
-                if len(self._cache) >= self.keep:
-                    self._cache.pop(next(iter(self._cache)))
-                self._cache[key] = LiveCompleter(
+            if key not in self._compiled:
+                self._compiled[key] = LiveCompleter(
                     self.base.generator, self.base.discriminator,
                     dataclasses.replace(options, init=self.base.init),
                     getattr(self.base, "encoder", None))
-            return self._cache[key]
+            return self._compiled[key].with_options(options)
+
+
+class SessionFiles:
+    """The downloads of each session of the page, in a folder of its own under ``root``, until
+    the session ends (:meth:`end`: its tab was closed, its client went away) or ``keep_seconds``
+    after its last request.
+
+    Each request writes to a new folder, so a link the page has shown keeps its file.  ``root``
+    goes when the server stops (:func:`running`); without it, a temporary folder is made.
+    """
+
+    def __init__(self, root=None, keep_seconds=KEEP_FILES_SECONDS):
+        self._temp = None if root else tempfile.TemporaryDirectory(prefix="dcgan-complete-page-")
+        self.root = Path(root or self._temp.name)
+        self.keep_seconds = keep_seconds
+        self._lock = threading.Lock()
+        self._folders, self._used = {}, {}
+
+    def new_folder(self, session):
+        """An empty folder for one request of ``session`` (its hash); the sessions idle for
+        ``keep_seconds`` or more end first."""
+        now = time.monotonic()
+        for idle in [s for s, used in list(self._used.items())
+                     if now - used >= self.keep_seconds and s != session]:
+            self.end(idle)
+        with self._lock:
+            if session not in self._folders:
+                self._folders[session] = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
+            self._used[session] = now
+            return Path(tempfile.mkdtemp(prefix="request-", dir=self._folders[session]))
+
+    def end(self, session):
+        """Remove the downloads of ``session``."""
+        with self._lock:
+            folder = self._folders.pop(session, None)
+            self._used.pop(session, None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class _Stopped(Exception):
@@ -338,15 +371,19 @@ def search_live(completer: LiveCompleter, page: PageInput, stop: threading.Event
 
 # ---------------------------------------------------------------------------------------- page
 def _as_number(value, name, kind=int, default=None):
-    """A form field's value (raw JSON: the page sends numbers, an API caller anything)."""
+    """A form field's value (raw JSON: the page sends numbers, an API caller anything), read as
+    the command line reads its option; its range is the options' check."""
     if value is None or value == "":
         return default
+    wanted = "a whole number" if kind is int else "a number"
     try:
+        if isinstance(value, bool):
+            raise TypeError(value)
         number = kind(value)
-    except (TypeError, ValueError):
-        raise UploadError(f"{name} must be a number, not {value!r}") from None
-    if kind is int and number != float(value):
-        raise UploadError(f"{name} must be a whole number, not {value!r}")
+        if kind is int and number != float(value):
+            raise ValueError(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
+        raise UploadError(f"{name} must be {wanted}, not {value!r}") from None
     return number
 
 
@@ -367,8 +404,9 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
     mask_options : MaskOptions
         Parameters of the mask kinds (center's scale, random's fraction).
     work_dir : path, optional
-        Where each request's files are written (and removed once sent); default: the system's
-        temporary folder.
+        Where each session's downloads are kept until it ends (:class:`SessionFiles`); default:
+        a temporary folder.  Gradio serves them from there when it is Gradio's own temporary
+        folder (``GRADIO_TEMP_DIR``, as :func:`running` sets it), else from copies it makes.
 
     Returns
     -------
@@ -380,21 +418,21 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
     searches = Searches(completer)
     size = completer.size
     base = completer.options
-    work_dir = Path(work_dir or tempfile.gettempdir())
+    files = SessionFiles(work_dir)
 
-    def complete(editor, kind, iterations, lam, restarts, seed, optimizer):
-        try:
-            seed = _as_number(seed, "seed")
-            page = prepare_input(editor, kind, size, seed, options.max_megapixels, mask_options)
+    def complete(editor, kind, iterations, lam, restarts, seed, optimizer, request):
+        try:  # the form's values first: the seed also draws the random mask kinds
             search_options = searches.options(
                 iterations=_as_number(iterations, "iterations", default=base.iterations),
                 lam=_as_number(lam, "lambda", float, default=base.lam),
                 restarts=_as_number(restarts, "restarts", default=base.restarts),
-                seed=seed, optimizer=optimizer or base.optimizer)
+                seed=_as_number(seed, "seed"), optimizer=optimizer or base.optimizer)
             if search_options.iterations > MAX_ITERATIONS or \
                     search_options.restarts > MAX_RESTARTS:
                 raise UploadError(f"the page runs at most {MAX_ITERATIONS} iterations and "
                                   f"{MAX_RESTARTS} restarts")
+            page = prepare_input(editor, kind, size, search_options.seed,
+                                 options.max_megapixels, mask_options)
         except UploadError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         live = searches.get(search_options)
@@ -402,7 +440,6 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         # rewritten in Gradio's cache (see below)
         yield (_status("Starting the search…", page.note), None, None, None, None)
         stop = threading.Event()
-        out_dir = Path(tempfile.mkdtemp(prefix="request-", dir=work_dir))
         # Gradio rewrites an image's cache file in place whenever the same picture is sent
         # again, which can cut short a browser still fetching it: a preview is not sent twice
         try:
@@ -419,18 +456,28 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
                     result = event
             if result is None:
                 return
-            write_outputs(out_dir, [page.name], page.image[None], result, gif=True)
+            out_dir = files.new_folder(request.session_hash)
+            write_outputs(out_dir, [page.name], page.image[None], result, gif=True,
+                          run_files=False)
             downloads = [str(out_dir / f"{page.name}.png"), str(out_dir / f"{page.name}.gif")]
             yield (_status(f"Done: {result.iterations_run} iterations in "
                            f"{result.seconds:.1f} s, loss {float(result.loss[0]):.1f}.",
                            page.note),
                    result.masked[0], result.completed[0], result.generated[0], downloads)
+        except DcganError as exc:  # a search that cannot go on says why
+            raise gr.Error(str(exc), print_exception=False) from None
         finally:
             stop.set()
-            shutil.rmtree(out_dir, ignore_errors=True)
 
-    samples = samples_dir()
-    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+    def forget(request):
+        files.end(request.session_hash)
+
+    for handler in (complete, forget):  # Gradio passes the request to a gr.Request parameter
+        handler.__annotations__["request"] = gr.Request
+
+    samples = imgs.samples_dir()
+    with gr.Blocks(title=TITLE, analytics_enabled=False,
+                   delete_cache=(KEEP_FILES_SECONDS, KEEP_FILES_SECONDS)) as app:
         gr.Markdown(f"## {TITLE}: fill in the damaged parts of a face\n"
                     "Upload a face (or pick a sample), paint over the damage, press "
                     "**Complete**. The model fills what you painted, and nothing else.")
@@ -481,6 +528,7 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
                           api_name="complete", preprocess=False, show_progress="minimal",
                           show_progress_on=[status])
         cancel.click(None, cancels=[event])
+        app.unload(forget)  # the tab was closed: its downloads go
     return app.queue(default_concurrency_limit=options.concurrency, max_size=options.queue_size)
 
 
@@ -519,6 +567,27 @@ def _gradio_files_in(folder):
             os.environ["GRADIO_TEMP_DIR"] = saved
 
 
+@contextlib.contextmanager
+def running(completer: Completer, options: ServeOptions | None = None,
+            mask_options: MaskOptions | None = None):
+    """The page served in the background, as :func:`serve` serves it; yields its URL and its
+    temporary folder.
+
+    Every file of the page (uploads, results, downloads) lives in that folder, which is removed
+    when the server stops, on leaving the ``with`` block.
+    """
+    options = options or ServeOptions()
+    with tempfile.TemporaryDirectory(prefix="dcgan-complete-serve-") as temp, \
+            _gradio_files_in(temp):
+        import_gradio()  # after GRADIO_TEMP_DIR is set: some of its folders are fixed on import
+        app = build_app(completer, options, mask_options, work_dir=temp)
+        app.launch(**launch_options(options, temp))
+        try:
+            yield app.local_url, Path(temp)
+        finally:
+            app.close()
+
+
 def serve(completer: Completer, options: ServeOptions | None = None,
           mask_options: MaskOptions | None = None, ready=None):
     """Serve the page until Ctrl-C or SIGTERM (KeyboardInterrupt, raised again afterwards).
@@ -532,18 +601,11 @@ def serve(completer: Completer, options: ServeOptions | None = None,
     """
     options = options or ServeOptions()
     check_serving(options, port=False)
-    with tempfile.TemporaryDirectory(prefix="dcgan-complete-serve-") as temp, \
-            _gradio_files_in(temp):
-        import_gradio()  # after GRADIO_TEMP_DIR is set: some of its folders are fixed on import
-        app = build_app(completer, options, mask_options, work_dir=temp)
-        app.launch(**launch_options(options, temp))
-        try:
-            if ready is not None:
-                ready(app.local_url, temp)
-            while True:
-                time.sleep(3600)
-        finally:
-            app.close()
+    with running(completer, options, mask_options) as (url, temp):
+        if ready is not None:
+            ready(url, str(temp))
+        while True:
+            time.sleep(3600)
 
 
 def check_serving(options: ServeOptions, port=True):

@@ -1,20 +1,25 @@
 """The web page of ``dcgan-complete serve``, used as a person and a program would.
 
 - through ``gradio_client`` (the page's API): a face and a mask in, a completion out whose known
-  pixels are the input's; the progress streamed before it; bad uploads answered with a message;
+  pixels are the input's; the progress streamed before it; the downloads served until the
+  session ends; bad uploads and bad values answered with a message, and no traceback;
+- in memory: new seeds and lambdas compile no new search, so the server does not grow;
 - under load: 20 requests from 4 clients against a bounded queue, every one answered or told
   the queue is full, none lost;
 - in a real browser (Debian's chromium driven by Playwright): ``serve`` started as a process,
-  a sample face uploaded, a stroke painted, Complete pressed, the result checked, screenshots
-  kept.  Without a chromium the browser tests are skipped, saying so; under CI they fail.
+  a sample face uploaded, a stroke painted, Complete pressed, the result checked, the completed
+  PNG downloaded and opened, screenshots kept.  Without a chromium the browser tests are
+  skipped, saying so; under CI they fail.
 
 Every server here runs on the loopback on a port the system chose, with the tiny model of
-conftest (16 px), except the README's screenshot, which shows the bundled model.
+conftest (16 px), except the README's screenshot, which shows the bundled model.  The ones in
+this process run as ``serve`` runs them (:func:`dcgan_complete.app.running`).
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
@@ -32,7 +37,7 @@ from PIL import Image
 
 from dcgan_complete import images as imgs
 from dcgan_complete.cli import main
-from dcgan_complete.demo import samples_dir
+from dcgan_complete.images import samples_dir
 from dcgan_complete.images import read_image, write_image
 from dcgan_complete.options import CompleteOptions, ServeOptions
 
@@ -41,7 +46,7 @@ from conftest import make_faces
 gradio_client = pytest.importorskip("gradio_client", reason="the app extra is not installed")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from dcgan_complete.app import BRUSH_ONLY, build_app, launch_options  # noqa: E402
+from dcgan_complete.app import BRUSH_ONLY, SessionFiles, running  # noqa: E402
 
 # Gradio's queue statistics use pandas options that pandas 3 deprecates: noise, not ours
 pytestmark = [pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting'"),
@@ -59,35 +64,26 @@ def free_port():
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def running(app, options, work_dir=None):
-    """Launch ``app`` in this process on the loopback; yield its URL."""
-    app.launch(**launch_options(options, work_dir))
-    try:
-        yield app.local_url
-    finally:
-        app.close()
-
-
 @pytest.fixture(scope="module")
 def completer(tiny_model_dir):
-    from dcgan_complete.complete import load_completer
+    from dcgan_complete.search import load_completer
 
     return load_completer(tiny_model_dir, CompleteOptions(init="random", **SEARCH))
 
 
 @pytest.fixture(scope="module")
-def page(completer, tmp_path_factory):
-    """The page of the tiny model, served in this process; yields (url, work folder)."""
-    work = tmp_path_factory.mktemp("work")
+def page(completer):
+    """The page of the tiny model, served in this process; yields (url, its temporary folder)."""
     options = ServeOptions(port=free_port(), max_upload_mb=1, max_megapixels=4)
-    with running(build_app(completer, options, work_dir=work), options, work) as url:
-        yield url, work
+    with running(completer, options) as (url, temp):
+        yield url, temp
 
 
 @pytest.fixture
 def client(page, tmp_path):
-    return Client(page[0], verbose=False, download_files=str(tmp_path / "downloads"))
+    client = Client(page[0], verbose=False, download_files=str(tmp_path / "downloads"))
+    yield client
+    client.close()  # the session ends
 
 
 def _face_and_stroke(tmp_path, k=0):
@@ -208,20 +204,34 @@ BAD_UPLOADS = [
     ("no-image", _no_image, {}, r"^upload a face first"),
     ("too-many-iterations", _painted, {"iterations": 10 ** 6},
      r"^the page runs at most 5000 iterations"),
-    ("bad-lambda", _painted, {"lam": -1}, r"^lambda must be in \[0, inf\), not -1"),
+    # the form's values are checked as the command line checks its options (options.py)
+    ("bad-lambda", _painted, {"lam": -1}, r"^lambda must be in \[0, 1e\+06\], not -1"),
+    ("lambda-1e308", _painted, {"lam": 1e308}, r"^lambda must be in \[0, 1e\+06\], not 1e\+308$"),
+    ("lambda-Infinity", _painted, {"lam": "Infinity"},
+     r"^lambda must be a finite number, not inf$"),
+    ("seed-below-0", _painted, {"seed": -1}, r"^seed must be an integer from 0 to 4294967295 "
+                                             r"\(2\*\*32 - 1\), not -1$"),
+    # the seed draws the random mask kinds too: checked before it draws one
+    ("seed-below-0-random-mask", _painted, {"kind": "random", "seed": -1},
+     r"^seed must be an integer from 0 to 4294967295"),
+    ("seed-2**32", _painted, {"seed": 2 ** 32}, r"^seed must be an integer from 0 to 4294967295"),
+    ("seed-true", _painted, {"seed": True}, r"^seed must be a whole number, not True$"),
+    ("seed-1.5", _painted, {"seed": 1.5}, r"^seed must be a whole number, not 1\.5$"),
+    ("restarts-2**64", _painted, {"restarts": 2 ** 64}, r"^restarts must be at most 100"),
 ]
 
 
 @pytest.mark.parametrize("name, make, form, message", BAD_UPLOADS,
                          ids=[case[0] for case in BAD_UPLOADS])
-def test_bad_upload_gets_a_message_and_the_server_keeps_serving(client, tmp_path, name, make,
-                                                                form, message):
+def test_bad_upload_gets_a_message_and_the_server_keeps_serving(client, tmp_path, capfd, name,
+                                                                make, form, message):
     (tmp_path / "in").mkdir()
     with pytest.raises(Exception) as caught:
         _complete(client, make(tmp_path / "in"), **form)
     text = str(caught.value)
     assert re.search(message, text), text
     assert "Traceback" not in text and "/tmp" not in text  # no server path or internals shown
+    assert "Traceback" not in "".join(capfd.readouterr())  # nor in the server's log
     face, face_png, stroke_png = _face_and_stroke(tmp_path)
     assert _complete(client, _editor(face_png, stroke_png))[0].startswith("Done")
 
@@ -238,10 +248,145 @@ def test_an_upload_over_the_size_limit_is_refused_before_it_is_read(page, tmp_pa
     assert not [p for p in Path(page[1]).rglob("big.png")]
 
 
-def test_the_page_keeps_no_file_of_a_request(page, client, tmp_path):
-    _, face_png, stroke_png = _face_and_stroke(tmp_path)
-    _complete(client, _editor(face_png, stroke_png))
-    assert list(Path(page[1]).iterdir()) == []  # the request's folder went once it was sent
+def _api_call(url, data):
+    """Call /complete over plain HTTP with the JSON text ``data`` (which may hold what JSON
+    cannot: Infinity, NaN); returns the data of its last event."""
+    import httpx
+
+    job = httpx.post(url + "gradio_api/call/complete", content='{"data": %s}' % data,
+                     headers={"content-type": "application/json"}, timeout=30)
+    assert job.status_code == 200, job.text
+    events = httpx.get(f"{url}gradio_api/call/complete/{job.json()['event_id']}", timeout=60)
+    return json.loads([line for line in events.text.splitlines()
+                       if line.startswith("data:")][-1][5:])
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("iterations", "Infinity", "iterations must be a whole number, not inf"),
+    ("restarts", "Infinity", "restarts must be a whole number, not inf"),
+    ("seed", "-Infinity", "seed must be a whole number, not -inf"),
+    ("seed", "NaN", "seed must be a whole number, not nan"),
+    ("lam", "NaN", "lambda must be a finite number, not nan"),
+])
+def test_api_numbers_json_cannot_carry_get_a_message(page, tmp_path, capfd, field, value,
+                                                     message):
+    """Python's JSON reads Infinity and NaN, which gradio_client never sends: from anyone else
+    they reach the page."""
+    import httpx
+
+    _, face_png, _ = _face_and_stroke(tmp_path)
+    with open(face_png, "rb") as f:
+        uploaded = httpx.post(page[0] + "gradio_api/upload",
+                              files={"files": ("face.png", f, "image/png")}).json()[0]
+    editor = {"background": {"path": uploaded, "meta": {"_type": "gradio.FileData"}},
+              "layers": [], "composite": None}
+    form = {**FORM, field: "@"}
+    data = json.dumps([editor, "center", *form.values()]).replace('"@"', value)
+    assert _api_call(page[0], data).get("error") == message
+    assert "Traceback" not in "".join(capfd.readouterr())
+
+
+@contextlib.contextmanager
+def _heartbeat(url, session_hash):
+    """What an open tab of the page holds for its session: the heartbeat connection; leaving
+    closes it, as closing the tab does."""
+    host, port = url.split("/")[2].split(":")
+    with socket.create_connection((host, int(port))) as beat:
+        beat.sendall(f"GET /gradio_api/heartbeat/{session_hash} HTTP/1.1\r\nHost: {host}\r\n"
+                     "\r\n".encode())
+        assert beat.recv(1024).startswith(b"HTTP/1.1 200")
+        yield
+        beat.shutdown(socket.SHUT_RDWR)
+
+
+def _sessions(page):
+    return set(Path(page[1]).glob("session-*"))
+
+
+def test_api_downloads_are_served_until_the_session_ends(page, tmp_path):
+    """The completed PNG and the GIF over plain HTTP (gradio_client fetches them in the first
+    test): they used to be removed as soon as the result was sent (403).  They stay while the
+    session lives, and go when it ends, when its page closes its heartbeat as a closed tab does;
+    then they are no longer served."""
+    import httpx
+
+    face, face_png, stroke_png = _face_and_stroke(tmp_path)
+    before = _sessions(page)
+    client = Client(page[0], verbose=False, download_files=False)  # the server's URLs
+    try:
+        with _heartbeat(page[0], client.session_hash):  # the session's page is open...
+            *_, downloads = _complete(client, _editor(face_png, stroke_png))
+            responses = [httpx.get(d["url"], timeout=30) for d in downloads]
+            assert [r.status_code for r in responses] == [200, 200]
+            assert _decode(responses[0].content).shape == (16, 16, 3)
+            with Image.open(io.BytesIO(responses[1].content)) as gif:
+                assert gif.n_frames == 1 + 40 // 10
+            (session,) = _sessions(page) - before
+            assert {"face-completed.png", "face-completed.gif"} <= \
+                {p.name for p in session.rglob("*")}
+        deadline = time.time() + 60  # ...and closed: the server is told at once
+        while session.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert not session.exists()
+        assert [httpx.get(d["url"], timeout=30).status_code for d in downloads] == [403, 403]
+    finally:
+        client.close()
+
+
+def test_downloads_of_an_idle_session_go_at_the_next_request(tmp_path):
+    """A caller without a tab (plain HTTP) never ends its session: its files go
+    ``keep_seconds`` after its last request (an hour on the page), when anyone asks next."""
+    files = SessionFiles(tmp_path, keep_seconds=0)
+    first = files.new_folder("a")
+    (first / "a-completed.png").write_bytes(b"png")
+    second = files.new_folder("a")  # its own earlier result stays
+    assert (first / "a-completed.png").exists() and second.parent == first.parent
+    files.new_folder("b")
+    assert not first.parent.exists()
+    files.end("b")
+    assert list(tmp_path.iterdir()) == []
+
+
+# Growth of this process (the served page and its client) over 50 requests with new seeds and
+# lambdas, after three to warm up.  When every new value compiled a search of its own, it grew by
+# 150-190 MB over 50 with the tiny model (the bundled model's page by 27 MB a request); with one
+# compiled search it grows by 6-9 MB, and the server alone by 2 MB, as for 50 repeated values.
+MEMORY_GROWTH_BOUND_MB = 30
+
+
+def _rss_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def test_new_seeds_and_lambdas_do_not_grow_the_server(page, tiny_model_dir, tmp_path):
+    """...and the values a request brings are still the ones it searches with: its result is
+    that of a Completer made for them alone."""
+    import httpx
+
+    from dcgan_complete.search import load_completer
+
+    face, face_png, stroke_png = _face_and_stroke(tmp_path)
+    editor = _editor(face_png, stroke_png)
+    client = Client(page[0], verbose=False, download_files=False)  # the server's work only
+    try:
+        for k in range(3):  # the first searches of every shape are traced
+            _complete(client, editor, iterations=1 + k % 2, lam=1 + k, seed=k)
+        before = _rss_mb()
+        for k in range(50):
+            _complete(client, editor, iterations=1 + k % 2, lam=0.2 + k / 100, seed=1000 + k)
+        growth = _rss_mb() - before
+        completed = _decode(httpx.get(_complete(client, editor, lam=2.5, seed=77)[2]["url"],
+                                      timeout=30).content)
+    finally:
+        client.close()
+    print(f"memory: {growth:.1f} MB more after 50 requests with new seeds and lambdas")
+    assert growth < MEMORY_GROWTH_BOUND_MB
+    alone = load_completer(tiny_model_dir, CompleteOptions(init="random", **{
+        **SEARCH, "lam": 2.5, "seed": 77, "iterations": FORM["iterations"]}))
+    known = np.ones((16, 16), np.float32)
+    known[6:10, 3:13] = 0
+    assert np.array_equal(completed, alone.complete(face[None], [known]).completed[0])
 
 
 # ----------------------------------------------------------------------------------------- load
@@ -274,8 +419,7 @@ def test_load_every_request_is_answered_or_told_to_wait(completer, tmp_path):
                 outcomes.append(outcome)
                 places.extend(r for r in seen if r is not None)
 
-    app = build_app(completer, options, work_dir=tmp_path)
-    with running(app, options) as url:
+    with running(completer, options) as (url, temp):
         users = [threading.Thread(target=user, args=(k, url)) for k in range(4)]
         started = time.perf_counter()
         for t in users:
@@ -291,6 +435,7 @@ def test_load_every_request_is_answered_or_told_to_wait(completer, tmp_path):
     assert counts.get("answered", 0) >= 5
     # the waiting users were told their place (0: next), never beyond the queue's 2 places
     assert places and set(places) <= {0, 1} and 1 in places, places
+    assert not temp.exists()  # every upload, result and download went with the server
 
 
 # ---------------------------------------------------------------------------------------- serve
@@ -372,7 +517,8 @@ def serve_process(tmp_path, *args):
 
 def paint_and_complete(url, face, screenshot, viewport=(1400, 1000)):
     """Open the page, upload ``face``, paint a stroke across its middle, press Complete and
-    wait for the result; returns (masked, completed, statuses seen, hosts asked)."""
+    wait for the result, then download the completed PNG; returns (masked, completed, statuses
+    seen, hosts asked, the downloaded PNG)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
@@ -419,16 +565,23 @@ def paint_and_complete(url, face, screenshot, viewport=(1400, 1000)):
             masked, completed = (page.request.get(
                 page.locator(f"#{name} img").get_attribute("src")).body()
                 for name in ("masked", "completed"))
+            # the completed PNG, downloaded as a person would: its link in the Downloads list
+            with page.expect_download() as download:
+                page.locator("#downloads a[href$='-completed.png']").click()
+            downloaded = Path(download.value.path()).read_bytes()
+            assert download.value.suggested_filename.endswith("-completed.png")
         finally:
             browser.close()
-    return _decode(masked), _decode(completed), statuses, hosts
+    return _decode(masked), _decode(completed), statuses, hosts, _decode(downloaded)
 
 
 def _decode(png):
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
-def _check_the_page_result(face, size, masked, completed, statuses, hosts, port_url):
+def _check_the_page_result(face, size, masked, completed, statuses, hosts, downloaded,
+                           port_url):
+    assert downloaded.shape == (size, size, 3) and np.array_equal(downloaded, completed)
     expected = imgs.center_crop_resize(read_image(face), size)
     known = (masked == expected).all(axis=2)
     assert completed.shape == (size, size, 3)
@@ -444,10 +597,14 @@ def test_browser_paint_a_stroke_and_watch_it_fill(tiny_model_dir, tmp_path):
     _chromium()
     face = samples_dir() / "astronaut.png"
     with serve_process(tmp_path, "--checkpoint-dir", tiny_model_dir, "--iterations", "300",
-                       "--out-interval", "10", "--init", "random") as (url, _):
-        masked, completed, statuses, hosts = paint_and_complete(url, face,
-                                                                tmp_path / "page.png")
-    _check_the_page_result(face, 16, masked, completed, statuses, hosts, url)
+                       "--out-interval", "10", "--init", "random") as (url, temp):
+        result = paint_and_complete(url, face, tmp_path / "page.png")
+        # the browser went: its session's downloads go, while the server keeps serving
+        deadline = time.time() + 60
+        while list(temp.glob("*/session-*")) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not list(temp.glob("*/session-*"))
+    _check_the_page_result(face, 16, *result, url)
     print(f"screenshot: {tmp_path / 'page.png'}")
 
 
@@ -460,7 +617,6 @@ def test_browser_the_bundled_model_for_the_readme(tmp_path):
     shot = REPO / "docs" / "serve.png" if os.environ.get("DCGAN_UPDATE_SCREENSHOT") == "1" \
         else tmp_path / "serve.png"
     with serve_process(tmp_path, "--out-interval", "10", "--seed", "0") as (url, _):
-        masked, completed, statuses, hosts = paint_and_complete(url, face, shot,
-                                                                viewport=(1300, 820))
-    _check_the_page_result(face, 64, masked, completed, statuses, hosts, url)
+        result = paint_and_complete(url, face, shot, viewport=(1300, 820))
+    _check_the_page_result(face, 64, *result, url)
     print(f"screenshot: {shot}")
