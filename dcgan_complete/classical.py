@@ -82,11 +82,21 @@ def biharmonic_fill(image, mask):
 def _opencv_fill(image, mask, method_flag_name):
     image, known = _check_image_mask(image, mask)
     cv2 = import_optional("cv2", "the OpenCV baselines")
-    hole = (~known).astype(np.uint8) * 255
+    out = image.copy()
+    rows, cols = np.nonzero((~known).any(axis=1))[0], np.nonzero((~known).any(axis=0))[0]
+    if rows.size == 0:
+        return out
+    # Only pixels within the radius of the hole take part, so a window around the hole gives
+    # the same fill as the whole image, at the cost of the hole's surroundings, not the photo's.
+    reach = TELEA_RADIUS + 2
+    top, bottom = max(rows[0] - reach, 0), min(rows[-1] + reach + 1, image.shape[0])
+    left, right = max(cols[0] - reach, 0), min(cols[-1] + reach + 1, image.shape[1])
+    window, part = image[top:bottom, left:right], ~known[top:bottom, left:right]
     # cv2.inpaint treats the channels alike, so RGB order needs no conversion.
-    filled = cv2.inpaint(np.ascontiguousarray(image), hole, TELEA_RADIUS,
-                         getattr(cv2, method_flag_name))
-    return _keep_known(image, known, filled)
+    filled = cv2.inpaint(np.ascontiguousarray(window), part.astype(np.uint8) * 255,
+                         TELEA_RADIUS, getattr(cv2, method_flag_name))
+    np.copyto(out[top:bottom, left:right], filled, where=part[..., None])
+    return out
 
 
 def telea_fill(image, mask):
@@ -127,4 +137,4 @@ BASELINES = {"biharmonic": biharmonic_fill, "telea": telea_fill,
              "navier-stokes": navier_stokes_fill, "mean": mean_fill}
 # The optional module each needs, checked before any work is done.
 BASELINE_MODULES = {"biharmonic": "skimage.restoration", "telea": "cv2",
-                     "navier-stokes": "cv2", "mean": None}
+                    "navier-stokes": "cv2", "mean": None}

@@ -517,8 +517,10 @@ def evaluate(aligned_dir, masks, methods, limit, sweep, photos, out_dir, checkpo
     The baselines need `pip install 'dcgan-complete[eval]'`.
 
     With --photos, ALIGNED_DIR is a folder of ordinary photos, repaired at their own size as
-    `complete` does (see --photos); it writes summary.csv, summary.json, per_photo.csv and
-    comparison.png (original | masked | each method, per face).
+    `complete` does (see --photos); it writes summary.csv, summary.json, per_photo.csv,
+    per_face.csv (who repaired each damaged face: the model, or Telea and why),
+    comparison.png (original | masked | each method, per face) and worst.png (the same for
+    the five faces the model filled worst, by hole PSNR).
 
     \b
     Prints a table (reStructuredText) and writes into --out:

@@ -58,6 +58,7 @@ class PhotoSummary:
     model_pixels: int       # hole pixels filled from the faces' completions
     classical_pixels: int   # hole pixels filled by Telea
     timings: dict
+    faces: list = dataclasses.field(default_factory=list)  # per face met: who repaired it, why
 
 
 @dataclasses.dataclass
@@ -82,6 +83,7 @@ class CompletionSummary:
             out.append(f"{photo.path} ({photo.size[0]}x{photo.size[1]}): {photo.faces_found} "
                        f"face(s) found, {photo.faces_repaired} repaired; hole pixels filled by "
                        f"the model {photo.model_pixels}, by Telea {photo.classical_pixels}")
+            out += [f"  {line}" for line in photo.faces]
         stages = ", ".join(f"{k} {v:.1f}" for k, v in self.timings.items() if v >= 0.05)
         out.append(f"completed {self.completed} image(s) in {self.seconds:.1f} s"
                    f"{f' ({stages})' if stages else ''}, {self.iterations} iterations; "
@@ -220,7 +222,8 @@ def _complete(paths, mask, out_dir, checkpoint_dir, options, frames, gif, strict
                           stacklevel=2)
         summaries.append(PhotoSummary(display_name(path), name, (photo.shape[1], photo.shape[0]),
                                       repair.faces_found, len(repair.faces), repair.model_pixels,
-                                      repair.classical_pixels, repair.timings))
+                                      repair.classical_pixels, repair.timings,
+                                      repair.face_reports()))
     names = run.crop_names + run.photo_names
     renamed = [(display_name(p), n) for p, n in zip(list(crops) + photo_files, names)
                if n != p.stem]
@@ -228,4 +231,3 @@ def _complete(paths, mask, out_dir, checkpoint_dir, options, frames, gif, strict
     return CompletionSummary(len(crops) + len(photo_files), skipped, resized, Path(out_dir),
                              time.perf_counter() - started, iterations, renamed, summaries,
                              timings)
-

@@ -362,8 +362,8 @@ def _write_report(summary, images, shown, masks, methods):
     columns = ["masked"] + [m for m in COMPARISON_METHODS if m in methods]
     tiles = [image for kind in masks for k in range(min(COMPARISON_IMAGES, len(images)))
              for image in [images[k]] + [shown[kind, c][k] for c in columns]]
-    imgs.write_image(out / "comparison.png", imgs.image_grid(np.stack(tiles),
-                                                              cols=1 + len(columns)))
+    imgs.write_image(out / "comparison.png",
+                     imgs.image_grid(np.stack(tiles), cols=1 + len(columns)))
 
 
 def _format_value(value):
@@ -386,8 +386,11 @@ PHOTO_SUMMARY_FIELDS = ("mask", "method", "photos", "faces", "psnr_hole", "face_
                         "model_faces", "seconds_per_photo")
 PER_PHOTO_FIELDS = ("photo", "mask", "method", "faces", "hole_pixels", "psnr_hole",
                     "faces_found", "model_faces", "seconds")
+PER_FACE_FIELDS = ("photo", "face", "box", "mask", "method", "repaired_by", "why",
+                   "hole_pixels", "psnr_hole", "found_again")
 FACE_MATCH_IOU = 0.5     # a detection is the same face when the boxes overlap this much
-PHOTO_TILE = 128         # side of a face's tile in comparison.png
+PHOTO_TILE = 128         # side of a face's tile in comparison.png and worst.png
+WORST_FACES = 5          # worst.png: the faces of the lowest hole PSNR (ours)
 
 
 @dataclasses.dataclass
@@ -406,6 +409,7 @@ class PhotoEvaluationSummary:
     out_dir: Path
     seconds: float
     settings: dict
+    per_face: list = dataclasses.field(default_factory=list)  # PER_FACE_FIELDS per face
 
     def table(self):
         """The summary as a reStructuredText simple table."""
@@ -420,20 +424,21 @@ class PhotoEvaluationSummary:
             "face found: share of the faces dlib's detector finds again in the filled photo, at "
             "the photo's own scale (the boxes overlapping by IoU >= "
             f"{FACE_MATCH_IOU}).",
-            "model faces: faces the pipeline found in the damaged photo and completed with the "
-            "model (ours); the rest of the hole was filled by Telea.",
+            "reached: share of the damaged faces (those dlib finds in the undamaged photo) that "
+            "the pipeline found in the damaged photo and repaired with the model (ours); "
+            "per_face.csv says for each face who repaired it, and why Telea did.",
             "s/photo: for ours detection, warps, the photo's share of the batched search and "
             "blending."])
 
 
 def format_photo_table(rows):
     """Photo-evaluation rows as a reStructuredText simple table."""
-    header = ("mask", "method", "photos", "faces", "PSNR-hole", "face found", "model faces",
+    header = ("mask", "method", "photos", "faces", "PSNR-hole", "face found", "reached",
               "s/photo")
     right = (False, False, True, True, True, True, True, True)
     body = [(r["mask"], r["method"], str(r["photos"]), str(r["faces"]), f"{r['psnr_hole']:.2f}",
              f"{r['face_found']:.0%}",
-             f"{r['model_faces']}" if r["method"] == OURS else "-",
+             f"{r['reached']:.0%} ({r['model_faces']})" if r["method"] == OURS else "-",
              f"{r['seconds_per_photo']:.2f}") for r in rows]
     return metrics.rst_table(header, body, right)
 
@@ -446,11 +451,12 @@ def _box_iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
-def _faces_found_again(aligner, image, boxes, upsample):
-    """How many of ``boxes`` (left, top, right, bottom) dlib's detector finds again in ``image``."""
+def _found_again(aligner, image, boxes, upsample):
+    """For each of ``boxes`` (left, top, right, bottom), whether dlib's detector finds it again
+    in ``image``."""
     found = [(b.left(), b.top(), b.right(), b.bottom())
              for b in aligner.face_boxes(image, upsample)]
-    return sum(any(_box_iou(box, f) >= FACE_MATCH_IOU for f in found) for box in boxes)
+    return [any(_box_iou(box, f) >= FACE_MATCH_IOU for f in found) for box in boxes]
 
 
 def _face_tile(image, box):
@@ -482,8 +488,10 @@ def evaluate_photos(raw_dir, checkpoint_dir=None, evaluation: EvaluateOptions | 
     pixels, and how many of the original's faces dlib's detector finds again (same upsampling
     as on the original; the boxes overlapping by IoU >= 0.5).
 
-    Writes into ``out_dir``: ``summary.csv``, ``summary.json``, ``per_photo.csv`` and
-    ``comparison.png`` (for the first four faces: original | masked | each method).
+    Writes into ``out_dir``: ``summary.csv``, ``summary.json``, ``per_photo.csv``,
+    ``per_face.csv`` (per damaged face: repaired by the model, or by Telea and why; its hole
+    PSNR; found again), ``comparison.png`` (for the first four faces: original | masked | each
+    method) and ``worst.png`` (the same for the five faces ours filled worst, by hole PSNR).
 
     Parameters
     ----------
@@ -544,7 +552,7 @@ def evaluate_photos(raw_dir, checkpoint_dir=None, evaluation: EvaluateOptions | 
     repairer = PhotoRepairer(completer, photo_options, aligner) if completer else None
     batch_size = completer.options.batch_size if completer else 1
     iterations = completer.options.iterations if completer else 0
-    per_photo, tiles = [], {}
+    per_photo, per_face, tiles = [], [], {}
     with _Progress(n_faces if completer else len(photos), masks, methods, batch_size,
                    iterations, progress) as bar:
         for kind in masks:
@@ -557,19 +565,24 @@ def evaluate_photos(raw_dir, checkpoint_dir=None, evaluation: EvaluateOptions | 
             tiles[kind, "masked"] = masked
             for method in methods:
                 bar.label(f"{kind}/{method}")
-                filled, seconds, model_faces = _fill_photos(
+                filled, seconds, repairs = _fill_photos(
                     method, photos, known, repairer, np.random.default_rng([seed, kind_key, 1]),
                     bar.search_report(f"{kind}/{method}"), bar)
                 tiles[kind, method] = filled
                 bar.label(f"{kind}/{method}: scoring")
                 for k, name in enumerate(names):
                     boxes = [f.box for f in frames[k]]
+                    again = _found_again(aligner, filled[k], boxes, levels[k])
+                    faces = _per_face(name, kind, method, photos[k], filled[k], known[k],
+                                      frames[k], again, repairs[k] if repairs else None)
+                    per_face += faces
                     per_photo.append({
                         "photo": name, "mask": kind, "method": method, "faces": len(boxes),
                         "hole_pixels": int((~known[k]).sum()),
                         "psnr_hole": metrics.psnr(photos[k], filled[k], mask=known[k]),
-                        "faces_found": _faces_found_again(aligner, filled[k], boxes, levels[k]),
-                        "model_faces": model_faces[k], "seconds": seconds[k]})
+                        "faces_found": sum(again),
+                        "model_faces": sum(f["repaired_by"] == "model" for f in faces),
+                        "seconds": seconds[k]})
     rows = [_photo_row(kind, method, [r for r in per_photo
                                       if r["mask"] == kind and r["method"] == method])
             for kind in masks for method in methods]
@@ -581,9 +594,9 @@ def evaluate_photos(raw_dir, checkpoint_dir=None, evaluation: EvaluateOptions | 
         "photo_options": dataclasses.asdict(photo_options),
         "options": dataclasses.asdict(completer.options) if completer else None,
         "face_match_iou": FACE_MATCH_IOU, "opencv_radius": TELEA_RADIUS,
-        "upsample": dict(zip(names, levels))}
+        "upsample": dict(zip(names, levels)), "photos_order": names}
     summary = PhotoEvaluationSummary(rows, per_photo, len(photos), n_faces, skipped,
-                                     Path(out_dir), 0.0, settings)
+                                     Path(out_dir), 0.0, settings, per_face)
     _write_photo_report(summary, photos, frames, tiles, masks, methods)
     summary.seconds = time.perf_counter() - start
     return summary
@@ -594,10 +607,42 @@ def _fill_photos(method, photos, known, repairer, rng, progress, bar):
     if method == OURS:
         repairs = repairer.repair(photos, [k.astype(np.float32) for k in known],
                                   progress=progress, rng=rng)
-        return ([r.repaired for r in repairs], [sum(r.timings.values()) for r in repairs],
-                [len(r.faces) for r in repairs])
+        return [r.repaired for r in repairs], [sum(r.timings.values()) for r in repairs], repairs
     filled, seconds = _fill_each(BASELINES[method], photos, known, bar)
-    return filled, seconds, [0] * len(photos)
+    return filled, seconds, None
+
+
+def _per_face(name, kind, method, photo, filled, known, frames, again, repair):
+    """One row per face of the undamaged photo (``frames``): who repaired it (for ours: the model
+    when the pipeline found and searched it in the damaged photo, else Telea and why), the hole
+    PSNR over the hole pixels of its frame, and whether dlib finds it again."""
+    rows = []
+    for j, (frame, found) in enumerate(zip(frames, again)):
+        top, bottom, left, right = frame.footprint(photo.shape[:2])
+        part = known[top:bottom, left:right]
+        by, why = method, ""
+        if repair is not None:
+            by, why = _who_repaired(frame.box, repair)
+        rows.append({
+            "photo": name, "face": j, "box": " ".join(map(str, frame.box)), "mask": kind,
+            "method": method, "repaired_by": by, "why": why,
+            "hole_pixels": int((~part).sum()),
+            "psnr_hole": metrics.psnr(photo[top:bottom, left:right],
+                                      filled[top:bottom, left:right], mask=part)
+            if (~part).any() else float("nan"),
+            "found_again": bool(found)})
+    return rows
+
+
+def _who_repaired(box, repair):
+    """``("model", "")`` when a face the repair searched is the face at ``box``, else
+    ``("telea", why)``."""
+    if any(_box_iou(box, face.box) >= FACE_MATCH_IOU for face in repair.faces):
+        return "model", ""
+    for face in repair.unaligned:
+        if _box_iou(box, face.box) >= FACE_MATCH_IOU:
+            return "telea", f"found ({face.found_by}) but not aligned: {face.reason}"
+    return "telea", "not found in the damaged photo"
 
 
 def _photo_row(kind, method, rows):
@@ -605,6 +650,7 @@ def _photo_row(kind, method, rows):
     return {"mask": kind, "method": method, "photos": len(rows), "faces": faces,
             "psnr_hole": float(np.mean([r["psnr_hole"] for r in rows])),
             "face_found": sum(r["faces_found"] for r in rows) / max(faces, 1),
+            "reached": sum(r["model_faces"] for r in rows) / max(faces, 1),
             "model_faces": sum(r["model_faces"] for r in rows),
             "seconds_per_photo": float(np.mean([r["seconds"] for r in rows]))}
 
@@ -613,6 +659,7 @@ def _write_photo_report(summary, photos, frames, tiles, masks, methods):
     out = summary.out_dir
     _write_rows(out / "summary.csv", PHOTO_SUMMARY_FIELDS, summary.rows)
     _write_rows(out / "per_photo.csv", PER_PHOTO_FIELDS, summary.per_photo)
+    _write_rows(out / "per_face.csv", PER_FACE_FIELDS, summary.per_face)
     document = {"settings": summary.settings, "photos": summary.photos, "faces": summary.faces,
                 "rows": summary.rows, "skipped": [list(s) for s in summary.skipped]}
     write_text(out / "summary.json", json.dumps(document, indent=2) + "\n")
@@ -620,5 +667,15 @@ def _write_photo_report(summary, photos, frames, tiles, masks, methods):
     columns = ["masked"] + list(methods)
     cells = [_face_tile(image, box) for kind in masks for k, box in shown
              for image in [photos[k]] + [tiles[kind, c][k] for c in columns]]
-    imgs.write_image(out / "comparison.png", imgs.image_grid(np.stack(cells),
-                                                              cols=1 + len(columns)))
+    imgs.write_image(out / "comparison.png",
+                     imgs.image_grid(np.stack(cells), cols=1 + len(columns)))
+    # the failures, for anyone to see: the faces ours filled worst, by hole PSNR
+    index = {name: k for k, name in enumerate(summary.settings["photos_order"])}
+    ours = sorted((r for r in summary.per_face if r["method"] == OURS
+                   and np.isfinite(r["psnr_hole"])), key=lambda r: r["psnr_hole"])[:WORST_FACES]
+    if ours:
+        cells = [_face_tile(image, frames[index[r["photo"]]][r["face"]].box)
+                 for r in ours for image in [photos[index[r["photo"]]]] +
+                 [tiles[r["mask"], c][index[r["photo"]]] for c in columns]]
+        imgs.write_image(out / "worst.png",
+                         imgs.image_grid(np.stack(cells), cols=1 + len(columns)))

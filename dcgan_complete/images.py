@@ -390,7 +390,6 @@ def image_grid(images, cols=None, pad=2, pad_value=255):
     return grid
 
 
-
 # --------------------------------------------------------------------------------------------
 # a run's inputs, JPEG output, the bundled samples
 

@@ -3,19 +3,22 @@
 A photo of any size and its mask (1 = known, 0 = to fill, the photo's size) go in; the same
 photo comes out, changed only in the hole:
 
-1. the faces are found with :class:`~dcgan_complete.align.FaceAligner` (dlib's detector and
-   landmarks) on the photo with its hole first filled by Telea, so that the damage itself does
-   not hide a face;
-2. each face gets ``align``'s affine: three landmarks sent onto the same template, at the
-   model's size;
+1. the faces are found despite the hole (:func:`~dcgan_complete.align.find_damaged_faces`, on
+   the photo shrunk to at most :data:`WORK_SIDE` pixels): dlib's HOG detector on the photo with
+   its hole filled by Telea, then HOG and dlib's CNN detector around the parts of the hole that
+   no face found explains;
+2. each face gets ``align``'s affine (three landmarks sent onto the template, at the model's
+   size) when those landmarks lie on known pixels, or else a frame fitted to the landmarks
+   outside the hole; a face over the hole that cannot be aligned is reported, with why, and
+   Telea fills its part of the hole;
 3. the mask is carried into each face's aligned frame: a crop pixel counts as known only where
    every photo pixel its value is interpolated from is known;
 4. every face with a hole in its frame is completed in one batched search
-   (:class:`~dcgan_complete.search.Completer`);
-5. each completed crop is carried back with the inverse warp (cubic) onto the hole pixels its
+   (:class:`~dcgan_complete.search.Completer`), which pastes G(z) without blending it;
+5. each face's G(z) is carried back with the inverse warp (cubic) onto the hole pixels its
    frame covers (a pixel inside several frames goes to the face whose frame centre it is
-   nearest), and Poisson-blended there at the photo's resolution: the fill's gradients inside,
-   the photo's own pixels as the boundary (:func:`~dcgan_complete.blend.poisson_blend`);
+   nearest), and Poisson-blended there, once, at the photo's resolution: G(z)'s gradients
+   inside, the photo's own pixels as the boundary (:func:`~dcgan_complete.blend.poisson_blend`);
 6. hole pixels that no face frame covers (damage in the background) are filled classically,
    with OpenCV's Telea;
 7. the fill is drawn at the model's size (64 px) and so is smoother than a large face around
@@ -42,7 +45,7 @@ from scipy import ndimage
 from dcgan_complete import masks as mask_lib
 from dcgan_complete import outputs
 from dcgan_complete.align import (INNER_EYES_AND_BOTTOM_LIP, FaceAligner, affine_from_points,
-                                  template_points, warp_affine)
+                                  find_damaged_faces, template_points, warp_affine)
 from dcgan_complete.blend import poisson_blend
 from dcgan_complete.classical import HOLE_GRAY, telea_fill
 from dcgan_complete.options import PhotoOptions
@@ -54,6 +57,10 @@ GRAIN_SIGMA = 1.0
 GRAIN_RING = (2, 8)
 _CROSS = ndimage.generate_binary_structure(2, 1)
 TIMING_KEYS = ("detect", "warp", "search", "blend")
+# Faces are looked for on the photo shrunk to at most this side: a 12-megapixel photo is
+# searched at 2048 x 1463 (a face of 80 px there is 160 px in the photo), its frames then
+# scaled back to the photo's own pixels.
+WORK_SIDE = 2048
 RUN_TIMING_KEYS = ("read", "detect", "search", "blend", "write")  # a run's stages, in order
 
 
@@ -76,12 +83,17 @@ class FaceFrame:
         Side of the aligned crop (the model's size).
     landmarks : ndarray of shape (68, 2)
         dlib's 68 landmarks ``(x, y)`` in the photo.
+    found_by, aligned_by : str
+        How the face was found and its frame fitted (see
+        :func:`~dcgan_complete.align.find_damaged_faces`).
     """
 
     box: tuple
     transform: np.ndarray
     size: int
     landmarks: np.ndarray = dataclasses.field(repr=False, default=None)
+    found_by: str = "HOG"                 # which detector found it (align.FOUND_BY_*)
+    aligned_by: str = "landmarks"         # align's three landmarks, or the visible ones
 
     @property
     def inverse(self):
@@ -277,6 +289,8 @@ class PhotoRepair:
         ``blend`` (Poisson, grain).
     owner : ndarray of int16, shape (H, W)
         For every hole pixel, the index in ``faces`` whose fill it took (-1: Telea, or known).
+    unaligned : list of UnalignedFace
+        Faces found over the hole that could not be aligned: Telea filled them.
     """
 
     repaired: np.ndarray
@@ -288,10 +302,27 @@ class PhotoRepair:
     classical_pixels: int
     timings: dict
     owner: np.ndarray = dataclasses.field(repr=False, default=None)
+    unaligned: list = dataclasses.field(default_factory=list)
 
     @property
     def hole_pixels(self):
         return self.model_pixels + self.classical_pixels
+
+    def face_reports(self):
+        """One line per face that met the hole: who repaired it, and for Telea's, why.
+
+        Example: ``face at (120, 80)-(260, 230): the model (found by CNN near the hole,
+        aligned on the visible landmarks)`` or ``face at (...): Telea, could not be aligned:
+        too few landmarks outside the hole``.
+        """
+        lines = []
+        for face in self.faces:
+            how = f"found by {face.frame.found_by}, aligned on {face.frame.aligned_by}"
+            lines.append(f"face at {_show_box(face.box)}: the model ({how})")
+        for face in self.unaligned:
+            lines.append(f"face at {_show_box(face.box)}: Telea, could not be aligned: "
+                         f"{face.reason}")
+        return lines
 
     def face_region(self, k, completion=None, masked=False, max_side=256):
         """The photo around face ``k`` (its frame's footprint), at most ``max_side`` pixels.
@@ -321,6 +352,17 @@ class PhotoRepair:
 
 
 @dataclasses.dataclass
+class UnalignedFace:
+    """A face found in a photo whose box overlaps the hole, but that could not be aligned: its
+    share of the hole is filled by Telea, and the summary says why."""
+
+    box: tuple
+    reason: str
+    found_by: str
+    hole_share: float
+
+
+@dataclasses.dataclass
 class PhotoPlan:
     """A photo ready for the search: its faces, their crops and crop masks (see
     :meth:`PhotoRepairer.plan`); :meth:`PhotoRepairer.finish` turns it into a PhotoRepair."""
@@ -328,10 +370,11 @@ class PhotoPlan:
     photo: np.ndarray
     known: np.ndarray
     prefilled: np.ndarray     # the photo with the whole hole filled by Telea
-    frames: list              # every face found, largest first
+    frames: list              # every face found and aligned, largest first
     faces: list               # FaceRepair of the faces to search (a hole in their frame)
     gray: bool                # the photo is grayscale: the fill is made gray too
     timings: dict
+    unaligned: list = dataclasses.field(default_factory=list)  # UnalignedFace: Telea fills
 
     @property
     def crops(self):
@@ -379,10 +422,52 @@ class PhotoRepairer:
             self._aligner = FaceAligner()
         return self._aligner
 
-    def find_faces(self, photo):
-        """Every face dlib finds in ``photo`` (uint8 (H, W, 3)), largest first, as FaceFrames."""
-        return find_faces(self.aligner, photo, self.size, self.options.upsample,
-                          self.landmark_indices)
+    def find_faces(self, photo, known=None, prefilled=None):
+        """Every face of ``photo`` (uint8 (H, W, 3)), found despite its hole (``known``: bool
+        (H, W), True = known; none: an undamaged photo), largest first.
+
+        The faces are looked for at most :data:`WORK_SIDE` pixels wide
+        (:func:`~dcgan_complete.align.find_damaged_faces`: dlib's HOG detector on the photo
+        with its hole filled by Telea (``prefilled``), then HOG and dlib's CNN detector around
+        the parts of the hole no face explains), and each is aligned on the landmarks outside
+        the hole.
+
+        Returns
+        -------
+        frames : list of FaceFrame
+            The faces aligned, in the photo's own pixels.
+        unaligned : list of UnalignedFace
+            The faces whose box overlaps the hole but that could not be aligned, with why.
+        """
+        import cv2
+
+        if known is None:
+            known = np.ones(photo.shape[:2], bool)
+        filled = photo if prefilled is None else prefilled
+        height, width = photo.shape[:2]
+        factor = max(height, width) / WORK_SIDE
+        if factor > 1:  # look at the photo shrunk: detection costs its pixels, not the faces'
+            small = (max(1, round(width / factor)), max(1, round(height / factor)))
+            filled = cv2.resize(filled, small, interpolation=cv2.INTER_AREA)
+            # a shrunk pixel is known only where all it is made of is known
+            known = cv2.resize((~known).astype(np.float32), small,
+                               interpolation=cv2.INTER_AREA) <= 0
+        scale = np.array([width / filled.shape[1], height / filled.shape[0]])
+        found = find_damaged_faces(filled, known, self.size, filled=filled,
+                                   upsample=self.options.upsample, aligner=self.aligner,
+                                   landmark_indices=self.landmark_indices)
+        frames, unaligned = [], []
+        for face in found:
+            box = tuple(int(round(v * scale[k % 2])) for k, v in enumerate(face.box))
+            if face.aligned:
+                transform = np.array(face.transform, np.float64)
+                transform[:, :2] /= scale  # crop (u, v) of photo (x, y) = of (x, y) / scale
+                frames.append(FaceFrame(box, transform, self.size, face.landmarks * scale,
+                                        face.found_by, face.aligned_by))
+            elif face.hole_share > 0:
+                unaligned.append(UnalignedFace(box, face.reason, face.found_by,
+                                               face.hole_share))
+        return frames, unaligned
 
     def plan(self, photo, mask, rng=None, frames=None, **mask_params):
         """Find the faces of ``photo`` and cut their crops and crop masks.
@@ -408,14 +493,16 @@ class PhotoRepairer:
         photo = _check_photo(photo)
         timings = dict.fromkeys(TIMING_KEYS, 0.0)
         tic = time.perf_counter()
+        unaligned = []
         if isinstance(mask, str):
-            frames = self.find_faces(photo) if frames is None else frames
+            if frames is None:
+                frames, _ = self.find_faces(photo)
             known = ~kind_hole(frames, mask, photo.shape[:2], rng, **mask_params)
         else:
             known = _check_mask(mask, photo.shape[:2])
         prefilled = telea_fill(photo, known)
         if frames is None:  # the damage must not hide the faces: look at them filled classically
-            frames = self.find_faces(prefilled)
+            frames, unaligned = self.find_faces(photo, known, prefilled)
         timings["detect"] = time.perf_counter() - tic
         tic = time.perf_counter()
         faces = []
@@ -425,7 +512,8 @@ class PhotoRepairer:
                 faces.append(FaceRepair(frame, warp_affine(photo, frame.transform, self.size),
                                         face_mask))
         timings["warp"] = time.perf_counter() - tic
-        return PhotoPlan(photo, known, prefilled, frames, faces, _is_gray(photo, known), timings)
+        return PhotoPlan(photo, known, prefilled, frames, faces, _is_gray(photo, known), timings,
+                         unaligned)
 
     def finish(self, plan, generated, z=None, loss=None, frames=None, rng=None):
         """Carry the faces' G(z) back into the photo, blend them there (each face once, at the
@@ -478,7 +566,8 @@ class PhotoRepairer:
                                      known[top:bottom, left:right], rng, plan.gray)
             filled = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
             repaired[top:bottom, left:right][part] = filled[part]
-        repaired[known] = photo[known]  # bit-identical outside the hole, whatever happened above
+        # bit-identical outside the hole, whatever happened above
+        np.copyto(repaired, photo, where=known[..., None])
         timings["warp"] += warp_seconds
         timings["blend"] = time.perf_counter() - tic - warp_seconds
         for k, face in enumerate(plan.faces):
@@ -488,8 +577,9 @@ class PhotoRepairer:
         model_pixels = int((owner >= 0).sum())
         masked = photo.copy()
         masked[hole] = HOLE_GRAY
-        return PhotoRepair(repaired, masked, known, plan.faces, len(plan.frames), model_pixels,
-                           int(hole.sum()) - model_pixels, timings, owner)
+        return PhotoRepair(repaired, masked, known, plan.faces,
+                           len(plan.frames) + len(plan.unaligned), model_pixels,
+                           int(hole.sum()) - model_pixels, timings, owner, plan.unaligned)
 
     def repair(self, photos, masks, frames=False, progress=None, rng=None, mask_params=None):
         """Repair several photos, with one batched search over all their faces.
@@ -552,9 +642,9 @@ class PhotoRepairer:
             if result is None or stop == start:
                 parts.append(([], None, None, None))
             else:
-                parts.append((result.generated[start:stop],
-                               result.z[start:stop], result.loss[start:stop],
-                               result.frames[start:stop] if frames else None))
+                parts.append((result.generated[start:stop], result.z[start:stop],
+                              result.loss[start:stop],
+                              result.frames[start:stop] if frames else None))
             start = stop
         return (parts, result) if extra is not None else parts
 
@@ -698,8 +788,20 @@ def _check_mask(mask, shape):
     return mask >= 0.5
 
 
+def _show_box(box):
+    left, top, right, bottom = box
+    return f"({left}, {top})-({right}, {bottom})"
+
+
 def _is_gray(photo, known):
     """Whether the photo's known pixels are all gray (R = G = B)."""
+    # most photos are in colour, which every 4th pixel of every 4th row shows at 1/16 the cost
+    if not _all_gray(photo[::4, ::4], known[::4, ::4]):
+        return False
+    return _all_gray(photo, known)
+
+
+def _all_gray(photo, known):
     pixels = photo[known] if known.any() else photo.reshape(-1, 3)
     return bool(np.all(pixels[:, 0] == pixels[:, 1]) and np.all(pixels[:, 1] == pixels[:, 2]))
 

@@ -4,6 +4,11 @@ import dataclasses
 import errno
 import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -192,6 +197,36 @@ def test_align_folder_in_parallel_matches_one_worker(raw_dir, tmp_path):
     assert (two.aligned, two.no_face, two.unreadable) == (one.aligned, one.no_face, one.unreadable)
     for path in (tmp_path / "one").glob("*.png"):
         np.testing.assert_array_equal(read_image(path), read_image(tmp_path / "two" / path.name))
+
+
+@pytest.mark.parametrize("signum, whom", [(signal.SIGINT, "group"), (signal.SIGTERM, "parent")])
+def test_a_stopped_parallel_run_prints_one_line_not_the_workers_tracebacks(tmp_path, astronaut,
+                                                                           signum, whom):
+    # Ctrl-C reaches every process of the terminal's group; a scheduler's SIGTERM the parent,
+    # which stops the workers with SIGTERM.  Either way the parent alone speaks, in one line.
+    raw, out = tmp_path / "raw", tmp_path / "aligned"
+    write_image(raw / "p00.png", astronaut)
+    for k in range(1, 48):  # enough work for the run to be stopped in the middle
+        os.link(raw / "p00.png", raw / f"p{k:02d}.png")
+    run = subprocess.Popen([sys.executable, "-m", "dcgan_complete", "align", str(raw), str(out),
+                            "--workers", "2", "--upsample", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("p*.png")) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert run.poll() is None, "the run ended before it could be stopped"
+        (os.killpg if whom == "group" else os.kill)(run.pid, signum)
+        _, stderr = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 128 + signum
+    assert "Traceback" not in stderr and "Interrupted" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted"
+    assert not list(out.glob(".tmp-*"))
+    assert 0 < len(list(out.glob("p*.png"))) < 48
 
 
 def test_output_inside_raw_dir_is_not_read_back(tmp_path, astronaut):

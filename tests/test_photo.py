@@ -287,11 +287,17 @@ def test_evaluate_photos_scores_ours_and_telea_at_the_photo_scale(tiny_model_dir
     assert (summary.photos, summary.faces) == (1, 1)
     ours, telea = summary.rows
     assert (ours["method"], telea["method"]) == ("ours", "telea")
-    assert ours["model_faces"] == 1 and 5 < ours["psnr_hole"] < 100
+    assert ours["model_faces"] == 1 and ours["reached"] == 1.0 and 5 < ours["psnr_hole"] < 100
     assert 5 < telea["psnr_hole"] < 100 and 0 <= telea["face_found"] <= 1
     assert {p.name for p in (tmp_path / "report").iterdir()} == \
-        {"summary.csv", "summary.json", "per_photo.csv", "comparison.png"}
-    assert "PSNR-hole" in summary.report()
+        {"summary.csv", "summary.json", "per_photo.csv", "per_face.csv", "comparison.png",
+         "worst.png"}
+    face = [r for r in summary.per_face if r["method"] == "ours"]
+    assert [(r["face"], r["repaired_by"], r["why"]) for r in face] == [(0, "model", "")]
+    assert 5 < face[0]["psnr_hole"] < 100 and face[0]["hole_pixels"] > 0
+    # worst.png: original | masked | ours | telea for the one face
+    assert read_image(tmp_path / "report" / "worst.png").shape[1] > 4 * 128
+    assert "PSNR-hole" in summary.report() and "reached" in summary.report()
 
 
 def test_each_face_is_blended_once_in_its_photo(completer, monkeypatch):
@@ -311,3 +317,50 @@ def test_each_face_is_blended_once_in_its_photo(completer, monkeypatch):
     face = repair.faces[0]
     assert np.array_equal(face.completed, warp_affine(repair.repaired, face.transform,
                                                       completer.size))
+
+
+def test_a_damaged_face_hog_misses_is_repaired_by_the_model(tiny_model_dir, tmp_path):
+    """The middle of a face painted out: dlib's HOG detector no longer finds it on the photo
+    filled by Telea (how photos were searched before), the damage-tolerant finder does, and
+    the model repairs it; the summary says how it was found."""
+    from PIL import Image
+
+    from dcgan_complete.align import FaceAligner
+    from dcgan_complete.classical import telea_fill
+    from dcgan_complete.images import samples_dir
+
+    sample = read_image(samples_dir() / "obama_official_portrait.png")
+    photo = np.asarray(Image.fromarray(sample).resize((192, 192), Image.BICUBIC))
+    [box] = FaceAligner().face_boxes(photo, 1)
+    left, top, right, bottom = box.left(), box.top(), box.right(), box.bottom()
+    w, h = right - left, bottom - top
+    mask = np.full(photo.shape[:2], 255, np.uint8)
+    mask[top + h // 4:top + 3 * h // 4, left + w // 4:left + 3 * w // 4] = 0
+    assert FaceAligner().face_boxes(telea_fill(photo, mask > 0), 1) == []  # the old way
+    write_image(tmp_path / "photo.png", photo)
+    write_image(tmp_path / "hole.png", mask)
+    result = run(*complete_args(tiny_model_dir, tmp_path / "photo.png", "--mask",
+                                tmp_path / "hole.png", "--out", tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "1 face(s) found, 1 repaired" in result.output
+    assert re.search(r"face at \(-?\d+, -?\d+\)-\(\d+, \d+\): the model \(found by CNN near the "
+                     r"hole, aligned on (visible )?landmarks\)", result.output), result.output
+    repaired = read_image(tmp_path / "out" / "photo.png")
+    assert np.array_equal(repaired[mask > 0], photo[mask > 0])
+
+
+def test_the_per_face_report_names_a_face_left_to_telea_and_why(tiny_model_dir, tmp_path):
+    """A hole over nearly the whole face: the damaged photo shows no face to find, so Telea
+    fills it, and per_face.csv says so, for that face."""
+    from dcgan_complete.evaluate import evaluate_photos
+
+    write_image(tmp_path / "raw" / "face.png", astronaut_photo())
+    summary = evaluate_photos(tmp_path / "raw", checkpoint_dir=tiny_model_dir,
+                              methods=["ours", "telea"], out_dir=tmp_path / "report",
+                              options=CompleteOptions(iterations=2, init="random"),
+                              mask_options=MaskOptions(center_scale=0.02), progress=False)
+    [ours] = [r for r in summary.per_face if r["method"] == "ours"]
+    assert (ours["repaired_by"], ours["why"]) == ("telea", "not found in the damaged photo")
+    assert summary.rows[0]["reached"] == 0.0
+    text = (tmp_path / "report" / "per_face.csv").read_text()
+    assert "telea,not found in the damaged photo" in text
