@@ -12,7 +12,7 @@ The library, from the bottom up:
 - ``blend``: Poisson blending (scipy)
 - ``classical``: the classical fills (Telea, Navier-Stokes, biharmonic, mean)
 - ``metrics``: PSNR, SSIM, dlib's face check and identity distance
-- ``align``: dlib face detection, landmarks and alignment
+- ``align``: dlib face detection, landmarks and alignment, also of faces damaged by a hole
 - ``data``: finding and decoding a training set, the tf.data pipeline
 - ``model``: the DCGAN generator and discriminator (and the encoder's network)
 - ``frozen``: the networks frozen for the search (batch norm folded, weights pre-cast)
@@ -23,12 +23,13 @@ The library, from the bottom up:
 - ``outputs``: every output's name, and the writers of a completion run's files
 - ``photo``: faces repaired inside whole photos, at the photo's own size
 - ``damage``: synthetic damage (cracks, scratches, stains, stamps) over clean photos
-- ``detector``: the damage detector (a small segmentation network)
+- ``detector``: the damage detector (a small segmentation network): training, finding damage
 
 The commands, which import the library and never each other (``cli`` calls them):
 
 - ``cli``: the command line; it only parses options
 - ``complete``: ``dcgan-complete complete``
+- ``detect``: ``dcgan-complete detect``: the damage found, written as masks
 - ``evaluate``, ``sweep``: scores against the baselines, and time to quality
 - ``demo``: the demo on the bundled model
 - ``app``: the web page (``dcgan-complete serve``)

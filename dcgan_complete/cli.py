@@ -32,6 +32,9 @@ from dcgan_complete.options import (
     TRAIN_DISTRIBUTE, UPSAMPLES, AlignOptions, BulkOptions, CompleteOptions, DemoOptions,
     EncoderOptions, EvaluateOptions, MaskOptions, PhotoOptions, ServeOptions, TrainOptions,
     default)
+from dcgan_complete.options import (DETECT_OUT, MAX_DETECTOR_FILTERS, MAX_DETECTOR_LEVELS,
+                                    MAX_DETECTOR_TILE, MAX_GROW, DetectOptions,
+                                    DetectorOptions)
 
 
 def _flag(option):
@@ -258,7 +261,8 @@ _MASK_HELP = (
     "pixels missing), left/right/top/bottom (half), grid (every 4th row and column known), "
     "pattern (random blotches, ~25%), full (nothing missing: projection), lowres (only 8x8 "
     "block averages known), scratches, text, irregular (brush strokes). Random kinds follow "
-    "--seed.")
+    "--seed. auto: the damage detector finds what to fill (cracks, scratches, dust, stains, "
+    "stamps; --threshold, --grow), as `detect` would.")
 
 
 def _search(name, *decls, **kwargs):
@@ -275,6 +279,22 @@ def _photo(name, *decls, **kwargs):
 
 def _bulk(name, *decls, **kwargs):
     return _option(BulkOptions, name, *decls, **kwargs)
+
+
+def _detect(name, *decls, **kwargs):
+    return _option(DetectOptions, name, *decls, **kwargs)
+
+
+# How damage found by the detector becomes a mask: `detect` and `complete --mask auto`.
+_DETECT_OPTIONS = (
+    _detect("threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            help="A pixel the detector gives at least this probability of damage is damage."),
+    _detect("grow", type=click.IntRange(0, MAX_GROW),
+            help="Widen what is found by this many pixels, so that halos are filled too."),
+    _detect("detector", type=click.Path(path_type=str),
+            help="A damage detector (a `train-detector` folder or its detector.weights.h5)  "
+                 "[default: the model folder's, or the bundled one]"),
+)
 
 
 # The options `complete` and `evaluate` share: the model, the mask parameters and the search
@@ -379,10 +399,11 @@ def _with_options(options):
 @_bulk("devices", help="With --distribute mirrored: the devices, as GPU:0,GPU:1  [default: every "
                        "GPU]. CPU:0,CPU:1 splits the CPU (for trying it out).")
 @_search("seed", type=_SEED, help="Seed for random masks and starting z.")
+@_with_options(_DETECT_OPTIONS)
 @_with_options(_RUN_OPTIONS)
 @_friendly_errors
 def complete(images, mask, out_dir, checkpoint_dir, center_scale, fraction, frames, gif, strict,
-             threads, input_mode, format, quality, grain, **options):
+             threads, input_mode, format, quality, grain, threshold, grow, detector, **options):
     """Fill in the masked part of IMAGES (aligned face crops, or photos) with the model.
 
     A photo (any image that is not the model's size, see --input) is repaired at its own size:
@@ -413,16 +434,99 @@ def complete(images, mask, out_dir, checkpoint_dir, center_scale, fraction, fram
     photo_options = PhotoOptions(input_mode=input_mode, format=format, quality=quality,
                                  grain=grain)
     mask_options = MaskOptions(center_scale, fraction)
+    detect_options = DetectOptions(threshold=threshold, grow=grow, detector=detector)
     _start_tensorflow(threads)
     from dcgan_complete.complete import complete_files
 
     summary = complete_files(
         images, mask=mask, out_dir=out_dir, checkpoint_dir=checkpoint_dir, options=options,
         frames=frames, gif=gif, strict=strict, mask_options=mask_options,
-        photo_options=photo_options, bulk=bulk, started=_STARTED)
+        photo_options=photo_options, bulk=bulk, started=_STARTED, detect_options=detect_options)
     *notes, last = summary.lines()
     for line in notes:
         click.echo(line, err=line.startswith(("skipped", "note:")))
+    click.echo(last)
+
+
+# ------------------------------------------------------------------------------ train-detector
+def _detector(name, *decls, **kwargs):
+    return _option(DetectorOptions, name, *decls, **kwargs)
+
+
+@main.command("train-detector")
+@click.argument("data_dirs", nargs=-1, required=True, type=click.Path(path_type=str))
+@_detector("out_dir", "--out", type=click.Path(file_okay=False, path_type=str),
+           help="Checkpoints, TensorBoard logs and detector.weights.h5; a run there resumes.")
+@_detector("steps", type=click.IntRange(1, MAX_ITERATIONS), help="Train up to this step.")
+@_detector("batch_size", type=_BATCH, help="Tiles per step.")
+@_detector("tile", type=click.IntRange(1, MAX_DETECTOR_TILE),
+           help="Side of the training tiles in px (a multiple of 2 ** --levels).")
+@_detector("base_filters", type=click.IntRange(1, MAX_DETECTOR_FILTERS),
+           help="Width of the U-Net's full-resolution layer.")
+@_detector("levels", type=click.IntRange(1, MAX_DETECTOR_LEVELS),
+           help="How many times the U-Net halves the resolution.")
+@_detector("lr", type=_LR, help="Adam's learning rate (cosine decay to a tenth).")
+@_detector("clean_fraction", type=click.FloatRange(0, 1, max_open=True),
+           help="Share of training tiles without damage.")
+@_detector("checkpoint_every", type=click.IntRange(1, MAX_ITERATIONS),
+           help="Steps between checkpoints.")
+@_detector("precision", type=_PRECISIONS, help="Compute precision.")
+@_detector("seed", type=_SEED, help="Seed of the damage drawn and the tiles chosen.")
+@click.option("--threads", type=_THREADS, default=0, show_default=True, help=_THREADS_HELP)
+@_friendly_errors
+def train_detector(data_dirs, threads, **options):
+    """Train the damage detector on DATA_DIRS: folders of clean photos (searched recursively),
+    over which synthetic damage is drawn (cracks, scratches, dust, creases, stains, ink, date
+    stamps, torn corners) with old-photo looks on both sides.
+
+    A fixed share of the photos (by a hash of their names) is held out for evaluation. Ctrl-C
+    stops at the next step with a checkpoint; running again with the same --out resumes.
+    `detect --detector OUT` and `complete --mask auto --detector OUT` use the result.
+    """
+    options = DetectorOptions(**options)
+    _start_tensorflow(threads)
+    from dcgan_complete.detector import train_detector as run
+
+    result = run(data_dirs, options)
+    click.echo(f"{result.stopped} at step {result.step} after {result.seconds:.0f} s; detector "
+               f"in {display_name(options.out_dir)}/")
+    if result.stopped == "interrupted":
+        sys.exit(result.exit_code)
+
+
+# --------------------------------------------------------------------------------------- detect
+@main.command()
+@click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--out", "out_dir", default=DETECT_OUT, show_default=True,
+              type=click.Path(file_okay=False, path_type=str),
+              help="Output folder for the masks (created if missing; must not hold the photos).")
+@_with_options(_DETECT_OPTIONS)
+@_detect("overlay", is_flag=True,
+         help="Also write OUT/NAME.overlay.png: the damage found, in colour over the photo.")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False, path_type=str),
+              help="A model folder whose detector.weights.h5 to use  [default: the bundled "
+                   "detector]")
+@click.option("--threads", type=_THREADS, default=0, show_default=True, help=_THREADS_HELP)
+@_friendly_errors
+def detect(photos, out_dir, threshold, grow, detector, overlay, checkpoint_dir, threads):
+    """Find the damage in PHOTOS (cracks, scratches, dust, stains, ink, date stamps, torn
+    corners) and write it as masks.
+
+    \b
+    Writes, for every photo NAME, into --out:
+      NAME.png          the mask, the photo's size and upright: white = intact, black = damage
+      NAME.overlay.png  with --overlay: the damage found, in colour over the photo
+    `dcgan-complete complete PHOTOS --mask OUT/` repairs what the masks mark, so they can be
+    checked or touched up in any paint program first; `complete --mask auto` does both at once.
+    """
+    options = DetectOptions(threshold=threshold, grow=grow, overlay=overlay, detector=detector)
+    _start_tensorflow(threads)
+    from dcgan_complete.detect import detect_files
+
+    summary = detect_files(photos, out_dir, options, model_dir=checkpoint_dir)
+    *notes, last = summary.lines()
+    for line in notes:
+        click.echo(line, err=line.startswith("skipped"))
     click.echo(last)
 
 

@@ -28,14 +28,14 @@ from dcgan_complete import masks as mask_lib
 from dcgan_complete import outputs
 from dcgan_complete.errors import DcganError, Note, OptionError
 from dcgan_complete.files import FolderLock, display_name
-from dcgan_complete.options import (COMPLETE_OUT, BulkOptions, CompleteOptions, MaskOptions,
-                                    PhotoOptions)
+from dcgan_complete.options import (AUTO_MASK, COMPLETE_OUT, BulkOptions, CompleteOptions,
+                                    DetectOptions, MaskOptions, PhotoOptions)
 from dcgan_complete.photo import RUN_TIMING_KEYS, PhotoRepairer
 from dcgan_complete.search import load_completer
 
 # the stages of a run, as the summary reports them: "startup" is the program's own start
 # (importing TensorFlow) when the caller says when that was
-TIMING_KEYS = ("startup", "model") + RUN_TIMING_KEYS
+TIMING_KEYS = ("startup", "model", RUN_TIMING_KEYS[0], "find damage") + RUN_TIMING_KEYS[1:]
 
 
 class ResizeWarning(Note):
@@ -59,6 +59,7 @@ class PhotoSummary:
     classical_pixels: int   # hole pixels filled by Telea
     timings: dict
     faces: list = dataclasses.field(default_factory=list)  # per face met: who repaired it, why
+    damage_found: float | None = None  # with --mask auto: the share of pixels found damaged
 
 
 @dataclasses.dataclass
@@ -80,9 +81,16 @@ class CompletionSummary:
         out += [f"note: {path} is written as {name}.png (its own name is taken by another "
                 "output)" for path, name in self.renamed]
         for photo in self.photos:
-            out.append(f"{photo.path} ({photo.size[0]}x{photo.size[1]}): {photo.faces_found} "
-                       f"face(s) found, {photo.faces_repaired} repaired; hole pixels filled by "
-                       f"the model {photo.model_pixels}, by Telea {photo.classical_pixels}")
+            found = "" if photo.damage_found is None else \
+                f"damage found in {photo.damage_found:.2%} of the pixels; "
+            if photo.damage_found == 0:
+                out.append(f"{photo.path} ({photo.size[0]}x{photo.size[1]}): no damage found; "
+                           "left as it was")
+                continue
+            out.append(f"{photo.path} ({photo.size[0]}x{photo.size[1]}): {found}"
+                       f"{photo.faces_found} face(s) found, {photo.faces_repaired} repaired; hole "
+                       f"pixels filled by the model {photo.model_pixels}, by Telea "
+                       f"{photo.classical_pixels}")
             out += [f"  {line}" for line in photo.faces]
         stages = ", ".join(f"{k} {v:.1f}" for k, v in self.timings.items() if v >= 0.05)
         out.append(f"completed {self.completed} image(s) in {self.seconds:.1f} s"
@@ -112,7 +120,7 @@ def complete_files(paths, mask="center", out_dir=COMPLETE_OUT, checkpoint_dir=No
                    options: CompleteOptions | None = None, frames=False, gif=False, strict=False,
                    mask_options: MaskOptions | None = None, progress=True,
                    photo_options: PhotoOptions | None = None, bulk: BulkOptions | None = None,
-                   started=None):
+                   started=None, detect_options: DetectOptions | None = None):
     """What ``dcgan-complete complete`` does: read, mask, complete, blend and write everything.
 
     Writes, for every input NAME: NAME.png, NAME.masked.png, NAME.generated.png, and with
@@ -129,6 +137,10 @@ def complete_files(paths, mask="center", out_dir=COMPLETE_OUT, checkpoint_dir=No
     :func:`~dcgan_complete.outputs.select_shard`) and names the run's files
     ``summary-K-of-N.png`` and ``losses-K-of-N.csv``; ``bulk.distribute`` ``mirrored`` splits
     every batch between the local devices.
+
+    ``mask`` ``auto`` finds the damage with the damage detector
+    (:func:`~dcgan_complete.detector.detect_damage`, ``detect_options``): photos and crops are
+    then repaired wherever it finds damage, and one where it finds none is written unchanged.
 
     ``started`` (a ``time.perf_counter()`` reading) is when the program started: the summary's
     wall time then counts from there, and its ``startup`` stage is the time until this call.
@@ -161,14 +173,15 @@ def complete_files(paths, mask="center", out_dir=COMPLETE_OUT, checkpoint_dir=No
     lock = FolderLock(out_dir, "complete", "out_dir") if shard is None else None
     try:
         return _complete(paths, mask, out_dir, checkpoint_dir, options, frames, gif, strict,
-                         mask_options, progress, photo_options, bulk, shard, begun, started)
+                         mask_options, progress, photo_options, bulk, shard, begun, started,
+                         detect_options or DetectOptions())
     finally:
         if lock is not None:
             lock.release()
 
 
 def _complete(paths, mask, out_dir, checkpoint_dir, options, frames, gif, strict, mask_options,
-              progress, photo_options, bulk, shard, begun, started):
+              progress, photo_options, bulk, shard, begun, started, detect_options):
     """The run of :func:`complete_files`, once its inputs and folder are checked."""
     timings = dict.fromkeys(TIMING_KEYS, 0.0)
     timings["startup"] = begun - started
@@ -197,14 +210,22 @@ def _complete(paths, mask, out_dir, checkpoint_dir, options, frames, gif, strict
             skipped.append((display_name(path), str(exc)))
     if not crops and not photos:
         raise DcganError(f"none of the {len(paths)} inputs could be read: {skipped[0][1]}")
-    try:
-        crop_masks = mask_lib.masks_for_images(crops, mask, size, rng=options.seed,
-                                               **mask_options.params()) if crops else []
-        photo_masks = mask_lib.masks_for_images(photo_files, mask,
-                                                [p.shape[:2] for p in photos])
-    except ValueError as exc:
-        raise DcganError(str(exc)) from None
     timings["read"] = time.perf_counter() - tic
+    found = None
+    if mask == AUTO_MASK:
+        tic = time.perf_counter()
+        crop_masks, photo_masks = _find_damage(crop_images if crops else [], photos,
+                                               detect_options, checkpoint_dir)
+        found = [1.0 - float(m.mean()) for m in photo_masks]
+        timings["find damage"] = time.perf_counter() - tic
+    else:
+        try:
+            crop_masks = mask_lib.masks_for_images(crops, mask, size, rng=options.seed,
+                                                   **mask_options.params()) if crops else []
+            photo_masks = mask_lib.masks_for_images(photo_files, mask,
+                                                    [p.shape[:2] for p in photos])
+        except ValueError as exc:
+            raise DcganError(str(exc)) from None
 
     repairer = PhotoRepairer(completer, photo_options)
     run = repairer.repair_files(
@@ -215,7 +236,8 @@ def _complete(paths, mask, out_dir, checkpoint_dir, options, frames, gif, strict
     for key, seconds in run.timings.items():
         timings[key] += seconds
     summaries = []
-    for path, name, photo, repair in zip(photo_files, run.photo_names, photos, run.repairs):
+    rows = zip(photo_files, run.photo_names, photos, run.repairs)
+    for k, (path, name, photo, repair) in enumerate(rows):
         if repair.faces_found == 0 and repair.classical_pixels:
             warnings.warn(f"{display_name(path)}: no face found; its {repair.classical_pixels} "
                           "hole pixels were filled classically (Telea)", NoFaceNote,
@@ -223,7 +245,8 @@ def _complete(paths, mask, out_dir, checkpoint_dir, options, frames, gif, strict
         summaries.append(PhotoSummary(display_name(path), name, (photo.shape[1], photo.shape[0]),
                                       repair.faces_found, len(repair.faces), repair.model_pixels,
                                       repair.classical_pixels, repair.timings,
-                                      repair.face_reports()))
+                                      repair.face_reports(),
+                                      None if found is None else found[k]))
     names = run.crop_names + run.photo_names
     renamed = [(display_name(p), n) for p, n in zip(list(crops) + photo_files, names)
                if n != p.stem]
@@ -231,3 +254,15 @@ def _complete(paths, mask, out_dir, checkpoint_dir, options, frames, gif, strict
     return CompletionSummary(len(crops) + len(photo_files), skipped, resized, Path(out_dir),
                              time.perf_counter() - started, iterations, renamed, summaries,
                              timings)
+
+
+def _find_damage(crops, photos, options, checkpoint_dir):
+    """``--mask auto``: the masks of the crops and photos, from the damage detector (white =
+    intact); a crop or photo with no damage found gets a mask with no hole."""
+    from dcgan_complete.detector import damage_mask, detect_damage, locate_detector
+
+    detector = locate_detector(options.detector, checkpoint_dir)
+    return ([damage_mask(detect_damage(c, detector), options.threshold, options.grow)
+             for c in crops],
+            [damage_mask(detect_damage(p, detector), options.threshold, options.grow)
+             for p in photos])

@@ -25,6 +25,10 @@ from dcgan_complete.errors import OptionError
 
 # Output folders of the commands that write one.
 COMPLETE_OUT = "out"
+DETECT_OUT = "damage"
+DETECTOR_OUT = "detector"
+# `complete --mask auto`: the damage detector finds the mask (dcgan_complete.detector)
+AUTO_MASK = "auto"
 EVALUATE_OUT = "report"
 DEMO_OUT = "demo-out"
 
@@ -560,6 +564,82 @@ class EncoderOptions:
 # How `complete` takes an image: an aligned crop of the model's size, or an ordinary photo.
 PHOTO_INPUTS = ("auto", "crop", "photo")
 PHOTO_FORMATS = ("png", "jpg")
+
+
+# The damage detector's size and training tiles (train-detector)
+MAX_DETECTOR_TILE, MAX_DETECTOR_FILTERS, MAX_DETECTOR_LEVELS = 1024, 64, 6
+MAX_GROW = 64  # px: `detect --grow` widens what is found by at most this much
+
+
+@dataclasses.dataclass
+class DetectOptions:
+    """How damage found by the detector becomes a mask (``detect`` and ``complete --mask
+    auto``): a pixel of probability ``threshold`` or more is damage, widened by ``grow`` px."""
+
+    threshold: float = 0.5
+    grow: int = 2        # the halo around a crack or a letter is damage too
+    overlay: bool = False
+    detector: str | None = None  # a folder or detector.weights.h5; None: the model's, or bundled
+
+    def __post_init__(self):
+        _in_range("threshold", self.threshold, 0, 1, low_open=True, high_open=True)
+        _at_least(self, 0, "grow", high=MAX_GROW)
+
+
+@dataclasses.dataclass
+class DetectorOptions:
+    """Options of the damage detector's training (``train-detector``).
+
+    Attributes
+    ----------
+    out_dir : str
+        Where checkpoints, TensorBoard logs and the detector go; a run there resumes.
+    steps : int
+        Train up to this step.
+    batch_size, tile : int
+        Tiles per step and their side in px (a multiple of 2 ** levels).
+    base_filters, levels : int
+        The width of the U-Net's full-resolution layer and how many times it halves.
+    lr : float
+        Adam's learning rate (after a short warm-up, cosine decay to a tenth at ``steps``).
+    clean_fraction : float
+        The share of tiles with no damage at all.
+    checkpoint_every : int
+        Steps between checkpoints.
+    precision : str
+        "auto", "float32" or "mixed_bfloat16".
+    seed : int or None
+    progress : bool
+        Show a progress bar.
+    """
+
+    out_dir: str = DETECTOR_OUT
+    steps: int = 20000
+    batch_size: int = 8
+    tile: int = 192
+    base_filters: int = 12
+    levels: int = 4
+    lr: float = 1e-3
+    clean_fraction: float = 0.2
+    checkpoint_every: int = 200
+    precision: str = "auto"
+    seed: int | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        _at_least(self, 1, "steps", "checkpoint_every", high=MAX_ITERATIONS)
+        _at_least(self, 1, "batch_size", high=MAX_BATCH_SIZE)
+        _at_least(self, 1, "tile", high=MAX_DETECTOR_TILE)
+        _at_least(self, 1, "base_filters", high=MAX_DETECTOR_FILTERS)
+        _at_least(self, 1, "levels", high=MAX_DETECTOR_LEVELS)
+        if self.tile % 2 ** self.levels:
+            raise OptionError(("tile", "levels"), f"{{tile}} must be a multiple of 2 ** "
+                                                  f"{{levels}} ({2 ** self.levels}), not "
+                                                  f"{self.tile}")
+        _in_range("clean_fraction", self.clean_fraction, 0, 1, high_open=True)
+        _in_range("lr", self.lr, 0, MAX_LR, low_open=True)
+        _choice("precision", self.precision, PRECISION_CHOICES)
+        _seed(self)
 
 
 @dataclasses.dataclass

@@ -25,7 +25,7 @@ from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
 from dcgan_complete.errors import OptionError
 from dcgan_complete.files import display_name, ensure_writable_dir, is_inside, write_csv
-from dcgan_complete.options import PhotoOptions
+from dcgan_complete.options import AUTO_MASK, PhotoOptions
 
 # Per input NAME: NAME.png, NAME.masked.png, NAME.generated.png, NAME.gif, frames/NAME/.
 OUTPUT_SUFFIXES = ("", ".masked", ".generated")
@@ -122,8 +122,8 @@ def check_out_dir(out_dir, inputs, mask_spec=None):
         Naming ``out_dir``.
     """
     out_dir = Path(out_dir)
-    mask_path = None if mask_spec is None or mask_lib.is_mask_kind(mask_spec) \
-        else Path(mask_spec)
+    mask_path = None if mask_spec is None or mask_spec == AUTO_MASK or \
+        mask_lib.is_mask_kind(mask_spec) else Path(mask_spec)
     for path in list(inputs) + ([mask_path] if mask_path is not None else []):
         if path.exists() and is_inside(path, out_dir):
             what = "the masks" if path == mask_path else "the input"

@@ -501,6 +501,8 @@ class PhotoRepairer:
         else:
             known = _check_mask(mask, photo.shape[:2])
         prefilled = telea_fill(photo, known)
+        if frames is None and known.all():  # nothing to repair: the photo stays as it is
+            frames = []
         if frames is None:  # the damage must not hide the faces: look at them filled classically
             frames, unaligned = self.find_faces(photo, known, prefilled)
         timings["detect"] = time.perf_counter() - tic

@@ -61,7 +61,9 @@ def _fast_failing_args(command, tmp):
             "evaluate": [missing, "--checkpoint-dir", missing, "--out", out],
             "demo": ["--checkpoint-dir", missing, "--out", out],
             "serve": ["--checkpoint-dir", missing, "--port", "1"],
-            "align": [missing, out]}[command]
+            "align": [missing, out],
+            "detect": [missing + ".png", "--out", out],
+            "train-detector": [missing, "--out", out]}[command]
 
 
 def _options_of_type(kind):

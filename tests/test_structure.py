@@ -10,7 +10,7 @@ from pathlib import Path
 import dcgan_complete
 
 PACKAGE = Path(dcgan_complete.__file__).parent
-COMMANDS = {"complete", "evaluate", "sweep", "demo", "app"}
+COMMANDS = {"complete", "detect", "evaluate", "sweep", "demo", "app"}
 
 
 def _imports(path):

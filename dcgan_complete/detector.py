@@ -1,0 +1,692 @@
+"""The damage detector: a small U-Net that marks scratches, cracks, dust, stains, ink, date stamps
+and tears, trained on synthetic damage (:mod:`dcgan_complete.damage`) over real photos.
+
+The network sees the photo at full resolution, so a 1-2 px scratch on a 2000 px scan survives:
+:func:`detect_damage` cuts the photo into overlapping tiles (:data:`TILE` px plus a
+:data:`MARGIN` px border of context on every side), runs each, and keeps the centre of each
+tile, so memory is bounded by the tile whatever the photo's size.  A second pass over the photo
+shrunk to :data:`WORKING_SIZE` px finds what is too large for the network's reach at full
+resolution (a torn corner, a large stain); a pixel's probability is the larger of the two.
+The output is a per-pixel probability of damage; :func:`damage_mask` turns it into a mask in
+the project's convention (1 = intact, 0 = damage).
+
+Training (:func:`train_detector`) draws its examples on the fly: a tile cut from a photo at a
+random scale (large photos shrunk to as little as 0.3x, faces enlarged up to 3x), aged, damaged
+and scanned by :func:`damage.damage_photo`; a share of them left clean
+(:attr:`DetectorOptions.clean_fraction`) and a share drawn without the old-photo look
+(:data:`NO_LOOK_FRACTION`), so that neither an old look nor a modern photo reads as damage.
+The loss is binary cross-entropy plus soft Dice.  The run is resumable (``OUT/ckpt-STEP.npz``,
+as ``train``'s), logs to TensorBoard (``OUT/logs``) and writes the detector
+(``OUT/detector.weights.h5`` and ``OUT/detector.json``) at every checkpoint.
+
+Which photos are held out from training is decided by :func:`is_held_out`, a fixed hash of the
+file's name, so every run and every evaluation agree: about one photo in three of
+``raw_photos``, one person in twenty of ``lfw`` (all their photos) and one file in twenty of
+``utkface``.  A run lists them in ``OUT/split.json``; :func:`evaluate_detector` scores on them
+with damage seeds from :data:`EVAL_SEED` on.
+
+Example
+-------
+>>> from dcgan_complete.detector import detect_damage, damage_mask, load_detector
+>>> detector = load_detector("runs/detector")                     # doctest: +SKIP
+>>> probabilities = detect_damage(photo, detector)                # doctest: +SKIP
+>>> mask = damage_mask(probabilities, threshold=0.5, grow=2)      # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import queue
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dcgan_complete import damage as damage_lib
+from dcgan_complete import images
+from dcgan_complete.errors import DcganError, OptionError
+from dcgan_complete.options import DetectorOptions  # noqa: F401 (its home is options)
+from dcgan_complete.files import atomic_write, display_name, ensure_writable_dir, write_text
+
+DETECTOR_FILE = "detector.weights.h5"
+DETECTOR_CONFIG = "detector.json"
+BUNDLED_DIR = Path(__file__).parent / "weights"
+TILE = 512        # the centre of each inference tile, px
+MARGIN = 32       # context on each side of a tile, px (cut off again)
+WORKING_SIZE = 512  # the longer side of the second, coarse pass
+LOG_EVERY = 10
+HELD_OUT_EVERY = {"raw_photos": 3, "lfw": 20, "utkface": 20}
+NO_LOOK_FRACTION = 0.25  # training tiles drawn without the old-photo look
+MAX_REGION = 6           # damage is drawn on regions up to this many tiles wide ...
+POOL_SIZE = 24           # ... and tiles are drawn from a pool at least this large
+EVAL_SEED = 1_000_000   # damage seeds of the evaluation: far from any training stream
+
+
+# ------------------------------------------------------------------------------ the network
+def _widths(base, levels):
+    """Channel widths from full resolution inwards: base, 2base, 3base, ..."""
+    return [base * (i + 1) for i in range(levels + 1)]
+
+
+def build_detector(base_filters=12, levels=4, dtype="float32"):
+    """photo (batch, H, W, 3) in [-1, 1] -> damage logits (batch, H, W, 1), float32.
+
+    H and W must be multiples of ``2 ** levels``.  A U-Net without normalisation: two 3x3
+    convolutions a level (the first strided on the way down), nearest-neighbour upsampling and
+    one 3x3 convolution after each skip connection on the way up.
+    """
+    import keras
+    from keras import layers
+
+    widths = _widths(base_filters, levels)
+
+    def conv(x, width, stride=1, name=None):
+        return layers.Conv2D(width, 3, strides=stride, padding="same", activation="relu",
+                             dtype=dtype, name=name)(x)
+
+    photo = keras.Input((None, None, 3), name="photo")
+    x = conv(photo, widths[0], name="enc0")
+    skips = [x]
+    for level in range(1, levels + 1):
+        x = conv(x, widths[level], stride=2, name=f"down{level}")
+        x = conv(x, widths[level], name=f"enc{level}")
+        skips.append(x)
+    for level in range(levels - 1, -1, -1):
+        x = layers.UpSampling2D(2, dtype=dtype, name=f"up{level}")(x)
+        x = layers.Concatenate(dtype=dtype, name=f"skip{level}")([x, skips[level]])
+        x = conv(x, widths[level], name=f"dec{level}")
+    logits = layers.Conv2D(1, 1, dtype="float32", name="logits")(x)
+    return keras.Model(photo, logits, name="detector")
+
+
+def macs_per_pixel(base_filters=12, levels=4):
+    """Multiply-adds a photo pixel costs (convolutions only)."""
+    w = _widths(base_filters, levels)
+    total = 3 * w[0] * 9
+    for level in range(1, levels + 1):
+        total += (w[level - 1] * w[level] + w[level] * w[level]) * 9 / 4 ** level
+    for level in range(levels - 1, -1, -1):
+        total += (w[level + 1] + w[level]) * w[level] * 9 / 4 ** level
+    return total + w[0]
+
+
+class Detector:
+    """A built detector with its weights, and the compiled function that runs one tile."""
+
+    def __init__(self, model, config):
+        import tensorflow as tf
+
+        self.model, self.config = model, config
+        self.multiple = 2 ** config["levels"]
+        self._run = tf.function(lambda x: tf.sigmoid(self.model(x, training=False)),
+                                reduce_retracing=True)
+
+    def probabilities(self, tile):
+        """Damage probabilities (h, w) of one float32 tile (h, w, 3) in [-1, 1] whose sides
+        are multiples of ``self.multiple``."""
+        return self._run(tile[None]).numpy()[0, ..., 0]
+
+
+def new_detector(base_filters=12, levels=4, precision="float32"):
+    """A detector with fresh (untrained) weights."""
+    config = {"base_filters": base_filters, "levels": levels}
+    return Detector(build_detector(base_filters, levels, precision), config)
+
+
+def save_detector(detector, directory):
+    """Write ``detector.weights.h5`` and ``detector.json`` into ``directory`` atomically."""
+    directory = Path(directory)
+    with atomic_write(directory / DETECTOR_FILE) as tmp:
+        detector.model.save_weights(str(tmp))
+    write_text(directory / DETECTOR_CONFIG, json.dumps(detector.config, indent=2) + "\n")
+    return directory / DETECTOR_FILE
+
+
+def load_detector(path, precision="auto"):
+    """The detector in ``path``: a folder holding ``detector.weights.h5`` and ``detector.json``,
+    or the weights file itself (with ``detector.json`` beside it).
+
+    ``precision`` is what it computes in: "auto" (mixed bfloat16 where the CPU or GPU has
+    native bfloat16, about 1.5x faster; see :func:`model.resolve_precision`), "float32" or
+    "mixed_bfloat16".
+
+    Raises
+    ------
+    DcganError
+        Naming the file, if there is no detector there or it is damaged or does not match.
+    """
+    path = Path(path)
+    weights = path / DETECTOR_FILE if path.is_dir() else path
+    config_path = weights.parent / DETECTOR_CONFIG
+    if not weights.is_file():
+        raise DcganError(f"no damage detector in {display_name(path)} (no {DETECTOR_FILE})")
+    try:
+        config = json.loads(config_path.read_text())
+        base, levels = int(config["base_filters"]), int(config["levels"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = "missing" if isinstance(exc, FileNotFoundError) else "not a detector description"
+        raise DcganError(f"{display_name(config_path)}: {reason}") from None
+    from dcgan_complete.model import resolve_precision
+
+    detector = new_detector(base, levels, resolve_precision(precision))
+    try:
+        detector.model.load_weights(weights)
+    except Exception as exc:  # h5py and Keras raise many types for a damaged file
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise DcganError(f"{display_name(weights)}: damaged or not a detector ({reason})") \
+            from None
+    return detector
+
+
+@functools.lru_cache(maxsize=1)
+def bundled_detector():
+    """The detector shipped in ``dcgan_complete/weights``, loaded once per process."""
+    return load_detector(BUNDLED_DIR)
+
+
+# ----------------------------------------------------------------------------- inference
+def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=WORKING_SIZE):
+    """The probability that each pixel of ``photo`` is damage.
+
+    Two passes: one at full resolution, where thin damage (a 1-2 px scratch) is found, and, on a
+    photo larger than ``working_size``, one on the photo shrunk to it, where damage too large
+    for the network's reach at full resolution is found (a missing corner, a large stain, big
+    letters); each pixel gets the larger probability of the two.
+
+    At full resolution the photo is padded by reflection and cut into tiles of ``tile`` px on a
+    fixed grid; each runs with ``margin`` px of context on every side, which is then cut off
+    again.  Tiles start at multiples of the network's stride, so the result does not depend on
+    the tiling (where the margin covers the network's reach).
+
+    Parameters
+    ----------
+    photo : ndarray of uint8, shape (H, W, 3)
+    detector : Detector or str or Path, optional
+        A loaded detector, or a path for :func:`load_detector`; None uses the bundled one
+        (:func:`bundled_detector`).
+    tile, margin : int
+        The tiles' centre and the context around it, in px, rounded up to multiples of the
+        network's stride.  Memory grows with the tile, not with the photo.
+    working_size : int or None
+        The longer side of the second pass; a photo at most 1.25 times that size gets none,
+        and None skips it.
+
+    Returns
+    -------
+    probabilities : ndarray of float32, shape (H, W), in [0, 1]
+    """
+    import cv2
+
+    photo = images.as_rgb_uint8(np.asarray(photo))
+    if detector is None:
+        detector = bundled_detector()
+    elif not isinstance(detector, Detector):
+        detector = load_detector(detector)
+    out = _detect_tiled(photo, detector, tile, margin)
+    h, w = out.shape
+    if working_size and max(h, w) > 1.25 * working_size:
+        scale = working_size / max(h, w)
+        small = cv2.resize(photo, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)
+        coarse = _detect_tiled(small, detector, tile, margin)
+        np.maximum(out, cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR), out=out)
+    return out
+
+
+def _detect_tiled(photo, detector, tile, margin):
+    """The full-resolution pass of :func:`detect_damage`."""
+    m = detector.multiple
+    h, w = photo.shape[:2]
+    tile = -(-max(tile, 1) // m) * m
+    margin = -(-max(margin, 0) // m) * m
+    th, tw = min(tile, -(-h // m) * m), min(tile, -(-w // m) * m)
+    rows, cols = -(-h // th), -(-w // tw)
+    padded = np.pad(photo, ((margin, rows * th - h + margin), (margin, cols * tw - w + margin),
+                            (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+    out = np.empty((h, w), np.float32)
+    for y in range(0, h, th):
+        for x in range(0, w, tw):
+            window = images.to_float(padded[y:y + th + 2 * margin, x:x + tw + 2 * margin])
+            probs = detector.probabilities(window.astype(np.float32))
+            core = probs[margin:margin + th, margin:margin + tw]
+            out[y:y + th, x:x + tw] = core[:h - y, :w - x]
+    return out
+
+
+def damage_mask(probabilities, threshold=0.5, grow=0):
+    """A mask in the project's convention from damage probabilities: 1 = intact, 0 = damage.
+
+    Parameters
+    ----------
+    probabilities : ndarray, shape (H, W), in [0, 1]
+    threshold : float
+        In (0, 1): a pixel at or above it is damage.
+    grow : int
+        Widen what is found by this many px (a disk), so that halos are filled too.
+
+    Returns
+    -------
+    mask : ndarray of float32, shape (H, W)
+
+    Example
+    -------
+    >>> p = np.zeros((5, 5), np.float32); p[2, 2] = 0.9
+    >>> int(damage_mask(p).sum()), int(damage_mask(p, grow=1).sum())
+    (24, 20)
+    """
+    if not 0 < threshold < 1:
+        raise OptionError("threshold", f"{{threshold}} must be in (0, 1), not {threshold!r}")
+    if isinstance(grow, bool) or not isinstance(grow, (int, np.integer)) or grow < 0:
+        raise OptionError("grow", f"{{grow}} must be an integer >= 0, not {grow!r}")
+    found = np.asarray(probabilities) >= threshold
+    if grow:
+        found = _dilate(found, grow)
+    return (~found).astype(np.float32)
+
+
+def _dilate(found, radius):
+    import cv2
+
+    size = 2 * radius + 1
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    return cv2.dilate(found.astype(np.uint8), disk).astype(bool)
+
+
+def detection_scores(probabilities, truth, threshold=0.5, tolerance=2):
+    """Pixel precision, recall and F1 where a pixel counts as found within ``tolerance`` px,
+    and the IoU (exact), of the damage found in ``probabilities`` against ``truth`` (bool).
+
+    Returns a dict with the counts too, so that scores over many photos can be pooled.
+    """
+    found = np.asarray(probabilities) >= threshold
+    truth = np.asarray(truth, bool)
+    near_truth = _dilate(truth, tolerance) if tolerance else truth
+    near_found = _dilate(found, tolerance) if tolerance else found
+    counts = {"found": int(found.sum()), "true": int(truth.sum()),
+              "found_near_true": int((found & near_truth).sum()),
+              "true_near_found": int((truth & near_found).sum()),
+              "intersection": int((found & truth).sum()),
+              "union": int((found | truth).sum()), "pixels": int(truth.size)}
+    return {**counts, **pooled_scores([counts])}
+
+
+def pooled_scores(counts):
+    """Precision, recall, F1, IoU and the share flagged, over the pooled counts of
+    :func:`detection_scores`."""
+    total = {k: sum(c[k] for c in counts) for k in counts[0]}
+    precision = total["found_near_true"] / total["found"] if total["found"] else 1.0
+    recall = total["true_near_found"] / total["true"] if total["true"] else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    iou = total["intersection"] / total["union"] if total["union"] else 1.0
+    return {"precision": precision, "recall": recall, "f1": f1, "iou": iou,
+            "flagged": total["found"] / total["pixels"]}
+
+
+def damage_overlay(photo, probabilities, threshold=0.5, colour=(255, 0, 255)):
+    """``photo`` with the damage found painted in ``colour`` (at 60%): uint8 (H, W, 3)."""
+    found = np.asarray(probabilities) >= threshold
+    out = np.asarray(photo, np.float32).copy()
+    out[found] = 0.4 * out[found] + 0.6 * np.asarray(colour, np.float32)
+    return np.round(out).astype(np.uint8)
+
+
+def evaluate_detector(detector, paths, seed=EVAL_SEED, threshold=0.5, tolerance=2,
+                      progress=False):
+    """Scores of ``detector`` on synthetic damage over ``paths`` (photos kept out of training).
+
+    Photo ``i`` gets damage drawn with the seed ``seed + i`` (one to three random kinds, the
+    old-photo look on both sides).  Returns a dict: the pooled scores of
+    :func:`detection_scores` on the damaged photos; ``flagged_clean``, the share of pixels
+    flagged on the same photos aged and scanned without damage; ``flagged_original``, on the
+    photos as they are; ``recall_by_kind`` over the photos where each kind was drawn alone or
+    with others; and ``photos``, how many were scored.
+    """
+    from tqdm import tqdm
+
+    damaged, clean, original, by_kind = [], [], [], {}
+    for i, path in enumerate(tqdm(paths, disable=not progress, desc="evaluate detector")):
+        try:
+            photo = images.read_image(path)
+        except images.ImageReadError:
+            continue
+        if min(photo.shape[:2]) < 16:
+            continue
+        example = damage_lib.damage_photo(photo, np.random.default_rng(seed + i))
+        found = detect_damage(example.damaged, detector)
+        counts = detection_scores(found, example.damage, threshold, tolerance)
+        damaged.append(counts)
+        for kind in example.kinds:
+            by_kind.setdefault(kind, []).append(counts)
+        clean.append(detection_scores(detect_damage(example.clean, detector),
+                                      np.zeros(photo.shape[:2], bool), threshold, tolerance))
+        original.append(detection_scores(detect_damage(photo, detector),
+                                         np.zeros(photo.shape[:2], bool), threshold, tolerance))
+    if not damaged:
+        raise DcganError("no photo could be read to evaluate the detector on")
+    scores = pooled_scores(damaged)
+    scores["flagged_clean"] = pooled_scores(clean)["flagged"]
+    scores["flagged_original"] = pooled_scores(original)["flagged"]
+    scores["recall_by_kind"] = {k: pooled_scores(v)["recall"] for k, v in sorted(by_kind.items())}
+    scores["photos"] = len(damaged)
+    return scores
+
+
+# ------------------------------------------------------------------------------ the data
+def is_held_out(path):
+    """Whether the photo ``path`` is kept out of training (see the module's docstring): a fixed
+    hash of its name (of the person's folder for lfw), so the split never changes."""
+    path = Path(path)
+    parts = path.parts
+    for root, every in HELD_OUT_EVERY.items():
+        if root in parts:
+            key = path.parent.name if root == "lfw" else path.name
+            digest = hashlib.sha1(key.encode("utf-8", "surrogateescape")).digest()
+            return digest[0] % every == 0
+    return False
+
+
+def split_photos(data_dirs):
+    """``(train, held_out)`` lists of the photos under ``data_dirs``."""
+    paths = []
+    for d in data_dirs:
+        found = images.find_images(d)
+        if not found:
+            raise OptionError("data_dirs", f"no photos (.png, .jpg, .jpeg) in "
+                                           f"{display_name(d)}")
+        paths.extend(found)
+    train = [p for p in paths if not is_held_out(p)]
+    held = [p for p in paths if is_held_out(p)]
+    return train, held
+
+
+class TileSampler:
+    """Draws training tiles: a photo at a random scale, a crop, damage drawn on it."""
+
+    def __init__(self, paths, tile, clean_fraction=0.15, rng=None):
+        self.tile, self.clean_fraction = tile, clean_fraction
+        self.rng = np.random.default_rng(rng)
+        self.small, self.large = [], []
+        for p in paths:
+            (self.small if ("lfw" in p.parts or "utkface" in p.parts) else self.large).append(p)
+        self._cache = {}
+        self._pending = []
+
+    def _photo(self, path):
+        if path in self._cache:
+            return self._cache[path]
+        try:
+            image = images.read_image(path)
+        except images.ImageReadError:
+            image = None
+        if path in self.large:
+            self._cache[path] = image
+        return image
+
+    def sample(self):
+        """One example: (damaged tile uint8 (t, t, 3), damage label bool (t, t))."""
+        while len(self._pending) < POOL_SIZE:
+            self._refill()
+        i = int(self.rng.integers(len(self._pending)))
+        self._pending[i], self._pending[-1] = self._pending[-1], self._pending[i]
+        return self._pending.pop()
+
+    def _refill(self):
+        """Damage one region of a photo and cut tiles from it into the pool."""
+        import cv2
+
+        rng, t = self.rng, self.tile
+        while True:
+            large = self.large and (not self.small or rng.random() < 0.5)
+            pool = self.large if large else self.small
+            photo = self._photo(pool[rng.integers(len(pool))])
+            if photo is not None and min(photo.shape[:2]) >= 32:
+                break
+        h, w = photo.shape[:2]
+        # several scales: large photos shrunk down to 0.3x, small faces enlarged up to 3x
+        low = max(t * 1.05 / min(h, w), 0.3 if large else 1.0)
+        scale = float(np.exp(rng.uniform(np.log(low), np.log(max(low, 1.0 if large else 3.0)))))
+        if abs(scale - 1) > 0.02:
+            photo = cv2.resize(photo, (max(t, round(w * scale)), max(t, round(h * scale))),
+                               interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        h, w = photo.shape[:2]
+        # damage a region up to several tiles wide, so that tiles see damage at the sizes it has
+        # on a large photo, cut by their borders; the tiles cut from it pay for its cost
+        top = min(h, w, MAX_REGION * t)
+        region = int(np.exp(rng.uniform(np.log(t), np.log(max(t, top)))))
+        y, x = rng.integers(0, h - region + 1), rng.integers(0, w - region + 1)
+        crop = photo[y:y + region, x:x + region]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        kinds = () if rng.random() < self.clean_fraction else None
+        # a share of photos as they are, no old look: modern photos must not look damaged
+        look = rng.random() >= NO_LOOK_FRACTION
+        example = damage_lib.damage_photo(np.ascontiguousarray(crop), rng, kinds=kinds,
+                                          look=look)
+        for _ in range(int(np.clip(round(region ** 2 / t ** 2 / 3), 1, 6))):
+            y, x = rng.integers(0, region - t + 1), rng.integers(0, region - t + 1)
+            self._pending.append((example.damaged[y:y + t, x:x + t],
+                                  example.damage[y:y + t, x:x + t]))
+
+    def batch(self, n):
+        pairs = [self.sample() for _ in range(n)]
+        x = np.stack([images.to_float(p[0]) for p in pairs]).astype(np.float32)
+        y = np.stack([p[1] for p in pairs]).astype(np.float32)[..., None]
+        return x, y
+
+
+def _prefetch(make, depth=4):
+    """Run ``make()`` in a background thread, ``depth`` results ahead; yields them."""
+    q = queue.Queue(depth)
+    stop = threading.Event()
+
+    def work():
+        while not stop.is_set():
+            item = make()
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            yield q.get()
+    finally:
+        stop.set()
+
+
+# -------------------------------------------------------------------------------- training
+class DetectorModel:
+    """The network, its optimiser and the compiled step."""
+
+    def __init__(self, options: DetectorOptions, precision):
+        import keras
+        import tensorflow as tf
+
+        self.options = options
+        self.network = build_detector(options.base_filters, options.levels, precision)
+        warmup, total = 200, max(options.steps, 201)
+
+        def lr(step):
+            step = tf.cast(step, tf.float32)
+            cosine = 0.55 + 0.45 * tf.cos(np.pi * tf.minimum(step / total, 1.0))
+            return options.lr * tf.minimum(1.0, (step + 1) / warmup) * cosine
+
+        self.optimizer = keras.optimizers.Adam(learning_rate=lambda: lr(self.optimizer.iterations))
+        self.optimizer.build(self.network.trainable_variables)
+        self._step = tf.function(self._train_step)
+
+    def variables(self):
+        """What a checkpoint holds, keyed by stable names (see :func:`train.save_checkpoint`)."""
+        groups = (("d", self.network.weights), ("d_opt", self.optimizer.variables))
+        return {f"{prefix}/{i:03d}": v for prefix, vs in groups for i, v in enumerate(vs)}
+
+    def train_step(self, x, y):
+        return self._step(x, y)
+
+    def _train_step(self, x, y):
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            logits = tf.cast(self.network(x, training=True), tf.float32)
+            bce = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=logits))
+            p = tf.sigmoid(logits)
+            dice = 1 - (2 * tf.reduce_sum(p * y) + 1) / (tf.reduce_sum(p) + tf.reduce_sum(y) + 1)
+            loss = bce + dice
+        variables = self.network.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return {"loss": loss, "bce": bce, "dice": dice}
+
+
+@dataclasses.dataclass
+class DetectorResult:
+    step: int
+    stopped: str          # "done", "interrupted"
+    seconds: float
+    history: list
+    exit_code: int = 0
+
+
+def train_detector(data_dirs, options: DetectorOptions | None = None):
+    """Train (or resume training) the damage detector on synthetic damage over the photos in
+    ``data_dirs``, holding out those :func:`is_held_out` picks.
+
+    Ctrl-C or SIGTERM writes a checkpoint and returns.  Returns a :class:`DetectorResult`.
+    """
+    import keras
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from dcgan_complete.errors import exit_code_of, signals_ignored, signals_interrupt
+    from dcgan_complete.model import resolve_precision
+    from dcgan_complete.train import list_checkpoints, restore_checkpoint, save_checkpoint
+
+    o = options or DetectorOptions()
+    out = ensure_writable_dir(o.out_dir, "out_dir")
+    train_paths, held = split_photos(data_dirs)
+    if not train_paths:
+        raise OptionError("data_dirs", "every photo in {data_dirs} is held out for evaluation")
+    config = {"base_filters": o.base_filters, "levels": o.levels}
+    config_path = out / DETECTOR_CONFIG
+    if config_path.exists():
+        saved = json.loads(config_path.read_text())
+        if {k: saved.get(k) for k in config} != config:
+            raise OptionError(("base_filters", "levels", "out_dir"),
+                              f"the detector in {display_name(out)} has {saved}: pass the same "
+                              "{base_filters} and {levels} to resume, or another {out_dir}")
+    write_text(config_path, json.dumps(config, indent=2) + "\n")
+    write_text(out / "split.json", json.dumps(
+        {"train": len(train_paths), "held_out": [str(p) for p in held]}, indent=1) + "\n")
+    if o.seed is not None:
+        keras.utils.set_random_seed(o.seed)
+    precision = resolve_precision(o.precision)
+    model = DetectorModel(o, precision)
+    step, notes = 0, []
+    for _, path in reversed(list_checkpoints(out)):
+        try:
+            step, _ = restore_checkpoint(model, path)
+            break
+        except DcganError as exc:
+            notes.append(f"warning: skipped {exc}")
+    # a fresh stream of tiles on every resume, reproducible from the seed and the step
+    sampler = TileSampler(train_paths, o.tile, o.clean_fraction,
+                          rng=None if o.seed is None else [o.seed, step])
+    batches = _prefetch(lambda: sampler.batch(o.batch_size))
+    result = DetectorResult(step, "done", 0.0, [])
+    start = time.perf_counter()
+    writer = tf.summary.create_file_writer(str(out / "logs"))
+    bar = tqdm(total=o.steps, initial=step, unit="step", desc="train-detector",
+               disable=not o.progress, dynamic_ncols=True, mininterval=5)
+
+    def checkpoint():
+        save_checkpoint(model, out, step, 0)
+        save_detector(Detector(model.network, config), out)
+
+    with signals_interrupt():
+        try:
+            while step < o.steps:
+                x, y = next(batches)
+                metrics = {k: float(v) for k, v in model.train_step(x, y).items()}
+                if not np.isfinite(metrics["loss"]):
+                    raise DcganError(f"the detector's loss diverged at step {step + 1}")
+                step += 1
+                result.history.append(metrics)
+                if step % LOG_EVERY == 0:
+                    with writer.as_default(step=step):
+                        for k, v in metrics.items():
+                            tf.summary.scalar(k, v)
+                    bar.set_postfix_str(f"loss {metrics['loss']:.3f}")
+                bar.update()
+                if step % o.checkpoint_every == 0:
+                    checkpoint()
+            checkpoint()
+        except KeyboardInterrupt as exc:
+            with signals_ignored():
+                result.stopped, result.exit_code = "interrupted", exit_code_of(exc)
+                checkpoint()
+        finally:
+            bar.close()
+            writer.close()
+            batches.close()
+    result.step, result.seconds = step, time.perf_counter() - start
+    return result
+
+
+def locate_detector(detector=None, model_dir=None):
+    """The damage detector a run uses: ``detector`` (a folder or ``detector.weights.h5``), else
+    the one in the model folder ``model_dir``, else (with the bundled face model, ``model_dir``
+    None) the bundled one.
+
+    Raises
+    ------
+    OptionError
+        Naming ``detector``, or saying how to get one when a model folder has none.
+    """
+    if detector is not None:
+        return load_detector(detector)
+    if model_dir is not None:
+        if (Path(model_dir) / DETECTOR_FILE).is_file():
+            return load_detector(model_dir)
+        raise OptionError("detector", f"finding damage needs a damage detector, and "
+                                      f"{display_name(model_dir)} has none ({DETECTOR_FILE}): "
+                                      "train one with `dcgan-complete train-detector --out "
+                                      f"{display_name(model_dir)}`, or pass the bundled one "
+                                      f"with {{detector}} {display_name(BUNDLED_DIR)}")
+    if not (BUNDLED_DIR / DETECTOR_FILE).is_file():
+        raise OptionError("detector", "this installation has no bundled damage detector: "
+                                      "train one with `dcgan-complete train-detector` and pass "
+                                      "it with {detector}")
+    return bundled_detector()
+
+
+def _main(argv=None):
+    """A development entry point until the command line has ``train-detector``:
+    ``python -m dcgan_complete.detector OUT_DIR DATA_DIR... [--steps N] [--seed S] ...``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m dcgan_complete.detector")
+    parser.add_argument("out_dir")
+    parser.add_argument("data_dirs", nargs="+")
+    defaults = DetectorOptions()
+    for field in dataclasses.fields(DetectorOptions):
+        if field.name in ("out_dir", "progress"):
+            continue
+        kind = type(getattr(defaults, field.name)) if getattr(defaults, field.name) is not None \
+            else int
+        parser.add_argument("--" + field.name.replace("_", "-"), type=kind,
+                            default=getattr(defaults, field.name))
+    args = vars(parser.parse_args(argv))
+    data_dirs = args.pop("data_dirs")
+    result = train_detector(data_dirs, DetectorOptions(**args))
+    print(f"{result.stopped} at step {result.step} after {result.seconds:.0f} s")
+    return result.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

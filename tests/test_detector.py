@@ -1,0 +1,133 @@
+"""Tests for dcgan_complete.detector: a tiny detector trains and resumes, its output has the
+photo's size whatever the tiling, masks follow the project's convention, bad files get one line."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from dcgan_complete import detector as det
+from dcgan_complete.errors import DcganError, OptionError
+from dcgan_complete.images import write_image
+
+TINY = dict(tile=32, batch_size=2, base_filters=4, levels=2, precision="float32",
+            progress=False, seed=0)
+
+
+def photo(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([60 + 150 * x, 80 + 120 * y, 120 + 0 * x], axis=2)
+    return np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    for i in range(3):
+        write_image(root / f"photo_{i}.png", photo(64 + 16 * i, 80, seed=i))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_detector_dir(photo_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("detector")
+    result = det.train_detector([photo_dir], det.DetectorOptions(
+        out_dir=str(out), steps=3, checkpoint_every=2, **TINY))
+    assert result.stopped == "done" and result.step == 3
+    return out
+
+
+def test_a_tiny_detector_trains_and_its_output_has_the_photos_size(tiny_detector_dir):
+    assert (tiny_detector_dir / det.DETECTOR_FILE).is_file()
+    assert (tiny_detector_dir / "ckpt-00000003.npz").is_file()
+    detector = det.load_detector(tiny_detector_dir, precision="float32")
+    for h, w in ((45, 70), (1, 5), (130, 97)):
+        p = det.detect_damage(photo(h, w), detector)
+        assert p.shape == (h, w) and p.dtype == np.float32
+        assert np.all((p >= 0) & (p <= 1))
+    # a path works as well as a loaded detector
+    assert det.detect_damage(photo(20, 30), tiny_detector_dir).shape == (20, 30)
+
+
+def test_training_resumes_from_the_last_checkpoint(photo_dir, tmp_path):
+    options = det.DetectorOptions(out_dir=str(tmp_path), steps=2, checkpoint_every=10, **TINY)
+    assert det.train_detector([photo_dir], options).step == 2
+    more = det.train_detector([photo_dir], dataclasses.replace(options, steps=4))
+    assert more.step == 4 and len(more.history) == 2
+    with pytest.raises(OptionError, match="pass the same base_filters and levels"):
+        det.train_detector([photo_dir], dataclasses.replace(options, steps=5, base_filters=8))
+
+
+def test_tiles_give_what_one_window_gives():
+    # the margin covers this network's reach, so tiling changes nothing
+    detector = det.new_detector(base_filters=4, levels=2)
+    image = photo(75, 130)
+    tiled = det.detect_damage(image, detector, tile=32, margin=16)
+    whole = det.detect_damage(image, detector, tile=1024, margin=16)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_a_large_photo_gets_a_second_coarse_pass_at_its_size():
+    detector = det.new_detector(base_filters=4, levels=2)
+    image = photo(150, 200)
+    fine = det.detect_damage(image, detector, working_size=None)
+    both = det.detect_damage(image, detector, working_size=64)
+    assert both.shape == (150, 200) and both.dtype == np.float32
+    # each pixel gets the larger of the two passes' probabilities
+    assert np.all(both >= fine) and np.any(both > fine)
+    # a photo within 1.25 times the working size gets none
+    np.testing.assert_array_equal(det.detect_damage(image, detector, working_size=180), fine)
+
+
+def test_damage_mask_is_white_where_intact_and_grows():
+    p = np.zeros((9, 9), np.float32)
+    p[4, 4], p[0, 0] = 0.9, 0.4
+    mask = det.damage_mask(p)
+    assert mask.dtype == np.float32 and mask[4, 4] == 0 and mask.sum() == 80
+    assert det.damage_mask(p, threshold=0.3).sum() == 79
+    grown = det.damage_mask(p, grow=2)
+    assert grown[4, 2] == 0 and grown[4, 1] == 1 and grown[2, 2] == 1
+
+
+@pytest.mark.parametrize("threshold", [0, 1, -0.5, 1.5])
+def test_a_threshold_outside_0_1_is_refused(threshold):
+    with pytest.raises(OptionError, match=r"threshold must be in \(0, 1\)"):
+        det.damage_mask(np.zeros((4, 4)), threshold=threshold)
+
+
+def test_scores_count_a_pixel_within_the_tolerance():
+    truth = np.zeros((20, 20), bool)
+    truth[10, 2:18] = True                      # a 1 px line
+    found = np.zeros((20, 20), np.float32)
+    found[12, 2:18] = 1.0                       # found 2 px off
+    s = det.detection_scores(found, truth, tolerance=2)
+    assert s["precision"] == 1 and s["recall"] == 1 and s["iou"] == 0
+    s = det.detection_scores(found, truth, tolerance=1)
+    assert s["precision"] == 0 and s["recall"] == 0
+    clean = det.detection_scores(found, np.zeros_like(truth))
+    assert clean["flagged"] == pytest.approx(16 / 400)
+
+
+def test_a_folder_without_a_detector_is_one_line(tmp_path):
+    with pytest.raises(DcganError, match="no damage detector in .* \\(no detector.weights.h5\\)"):
+        det.load_detector(tmp_path)
+
+
+def test_a_damaged_detector_file_is_one_line(tiny_detector_dir, tmp_path):
+    (tmp_path / det.DETECTOR_CONFIG).write_bytes((tiny_detector_dir / det.DETECTOR_CONFIG)
+                                                 .read_bytes())
+    good = (tiny_detector_dir / det.DETECTOR_FILE).read_bytes()
+    (tmp_path / det.DETECTOR_FILE).write_bytes(good[:len(good) // 2])
+    with pytest.raises(DcganError, match="damaged or not a detector") as info:
+        det.load_detector(tmp_path / det.DETECTOR_FILE)
+    assert "\n" not in str(info.value)
+
+
+def test_the_held_out_photos_are_a_fixed_share_of_each_set():
+    lfw = [f"data/lfw/Person_{i}/Person_{i}_0001.jpg" for i in range(2000)]
+    raw = [f"data/raw_photos/with_faces/photo_{i}.jpg" for i in range(600)]
+    assert 0.03 < np.mean([det.is_held_out(p) for p in lfw]) < 0.07
+    assert 0.25 < np.mean([det.is_held_out(p) for p in raw]) < 0.42
+    # a person's photos are all on the same side
+    assert det.is_held_out("lfw/Ann/Ann_0001.jpg") == det.is_held_out("lfw/Ann/Ann_0002.jpg")
+    assert not det.is_held_out("my_photos/any.jpg")
