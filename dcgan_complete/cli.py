@@ -603,16 +603,22 @@ def _evaluate(name, *decls, **kwargs):
                    "resolution (PSNR of the hole, dlib finds the face again)  [methods default: "
                    f"{', '.join(PHOTO_EVALUATE_METHODS)}; mask default: "
                    f"{', '.join(PHOTO_EVALUATE_MASKS)}].")
+@click.option("--detect", is_flag=True,
+              help="ALIGNED_DIR holds clean photos (PHOTO_DIR): draw synthetic damage over each "
+                   "(seeded by --seed) and score the damage detector (precision, recall, F1 "
+                   "within 2 px, IoU, share flagged on the clean photos) and the repairs "
+                   "(whole-photo PSNR: damaged, --mask auto, the true mask, Telea).")
 @click.option("--out", "out_dir", default=EVALUATE_OUT, show_default=True,
               type=click.Path(file_okay=False, path_type=str),
               help="Output folder (created if missing).")
 @_with_options(_COMPLETION_OPTIONS)
+@_with_options(_DETECT_OPTIONS)
 @_evaluate("seed", type=_SEED,
            help="Seed for the choice of images, the random masks and the starting z.")
 @_with_options(_RUN_OPTIONS)
 @_friendly_errors
-def evaluate(aligned_dir, masks, methods, limit, sweep, photos, out_dir, checkpoint_dir,
-             center_scale, fraction, seed, threads, **options):
+def evaluate(aligned_dir, masks, methods, limit, sweep, photos, detect, out_dir, checkpoint_dir,
+             center_scale, fraction, seed, threads, threshold, grow, detector, **options):
     """Score the model's completions of ALIGNED_DIR's faces against the originals.
 
     Every image is masked with every --mask and filled by the model (all of `complete`'s
@@ -635,10 +641,21 @@ def evaluate(aligned_dir, masks, methods, limit, sweep, photos, out_dir, checkpo
       comparison.png             original | masked | ours | biharmonic | telea, per mask
     """
     evaluation = EvaluateOptions(masks=masks, methods=methods, limit=limit, seed=seed,
-                                 photos=photos, sweep=sweep)
+                                 photos=photos, sweep=sweep, detect=detect)
     options = CompleteOptions(seed=evaluation.seed, **options)
     mask_options = MaskOptions(center_scale, fraction)
+    detect_options = DetectOptions(threshold=threshold, grow=grow, detector=detector)
     _start_tensorflow(threads)
+
+    if evaluation.detect:
+        from dcgan_complete.evaluate import evaluate_detection
+
+        result = evaluate_detection(aligned_dir, checkpoint_dir, evaluation, out_dir=out_dir,
+                                    options=options, detect_options=detect_options)
+        click.echo(result.report())
+        click.echo(f"\n{result.photos} photo(s) in {result.seconds:.1f} s; report in "
+                   f"{display_name(result.out_dir)}/")
+        return
 
     if evaluation.sweep:
         from dcgan_complete.sweep import time_to_quality

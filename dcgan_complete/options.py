@@ -754,7 +754,8 @@ class EvaluateOptions:
     ``seed``, which also draws the random masks and the search's starting points (a run with the
     same options repeats exactly); ``photos``: the folder holds ordinary photos, repaired at
     their own size; ``sweep``: iteration counts (``"25,50,100"`` or a sequence), to measure the
-    time to quality instead.
+    time to quality instead; ``detect``: the folder holds clean photos, damaged with seeded
+    synthetic damage to score the damage detector and ``--mask auto``.
     """
 
     masks: tuple = ()
@@ -763,6 +764,7 @@ class EvaluateOptions:
     seed: int = 0
     photos: bool = False
     sweep: tuple | None = None
+    detect: bool = False
 
     def __post_init__(self):
         self.masks = (self.masks,) if isinstance(self.masks, str) else tuple(self.masks)
@@ -779,6 +781,10 @@ class EvaluateOptions:
             self.sweep = parse_iteration_counts(self.sweep)
             if self.photos:
                 raise OptionError(("sweep", "photos"), "{sweep} and {photos} exclude each other")
+        if self.detect and (self.photos or self.sweep is not None):
+            raise OptionError(("detect", "photos" if self.photos else "sweep"),
+                              "{detect} and {%s} exclude each other"
+                              % ("photos" if self.photos else "sweep"))
 
     @property
     def mask_kinds(self):

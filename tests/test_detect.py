@@ -149,3 +149,22 @@ def test_train_detector_then_detect_with_it(tmp_path):
                  "--out", tmp_path / "masks")
     assert result.exit_code == 0, result.output
     assert read_image(tmp_path / "masks" / "scan.png").shape == (100, 150, 3)
+
+
+def test_evaluate_detect_scores_the_detector_and_the_repairs(tiny_model_dir, tmp_path):
+    photos = tmp_path / "clean"
+    write_image(photos / "a.png", np.ascontiguousarray(data.astronaut()[::2, ::2]))
+    result = run("evaluate", photos, "--detect", "--checkpoint-dir", tiny_model_dir,
+                 "--detector", _bundled(), "--iterations", "2", "--init", "random",
+                 "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "report" / "summary.csv").read_text().splitlines()
+    fields = rows[0].split(",")
+    values = dict(zip(fields, rows[1].split(",")))
+    assert values["photos"] == "1"
+    assert 0 <= float(values["f1"]) <= 1 and 0 <= float(values["flagged_clean"]) <= 1
+    # the true mask's repair is closer to the undamaged print than the damage is
+    assert float(values["psnr_true_mask"]) > float(values["psnr_damaged"])
+    assert "auto recovers" in result.output
+    bad = run("evaluate", photos, "--detect", "--photos", "--out", tmp_path / "r2")
+    assert bad.exit_code == 1 and "--detect and --photos exclude each other" in bad.output
