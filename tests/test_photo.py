@@ -364,3 +364,24 @@ def test_the_per_face_report_names_a_face_left_to_telea_and_why(tiny_model_dir, 
     assert summary.rows[0]["reached"] == 0.0
     text = (tmp_path / "report" / "per_face.csv").read_text()
     assert "telea,not found in the damaged photo" in text
+
+
+def test_a_12_megapixel_photo_goes_through_the_pipeline(tiny_model_dir, tmp_path):
+    """4000 x 3000 with one face: found at the working scale, repaired at the photo's own size,
+    every pixel outside the hole kept."""
+    from PIL import Image
+
+    big = np.asarray(Image.fromarray(astronaut_photo()).resize((3000, 3000), Image.BILINEAR))
+    photo = np.zeros((3000, 4000, 3), np.uint8)
+    photo[:, 500:3500] = big
+    write_image(tmp_path / "big.png", photo)
+    result = run(*complete_args(tiny_model_dir, tmp_path / "big.png", "--mask", "center",
+                                "--out", tmp_path / "out", "--no-grain"))
+    assert result.exit_code == 0, result.output
+    assert "big.png (4000x3000): 1 face(s) found, 1 repaired" in result.output
+    repaired = read_image(tmp_path / "out" / "big.png")
+    masked = read_image(tmp_path / "out" / "big.masked.png")
+    assert repaired.shape == photo.shape
+    known = ~np.all(masked == 128, axis=2) | np.all(photo == 128, axis=2)
+    assert np.array_equal(repaired[known], photo[known])
+    assert not np.array_equal(repaired, photo)
