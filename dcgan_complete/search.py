@@ -40,13 +40,14 @@ import tensorflow as tf
 from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
 from dcgan_complete.blend import PoissonBlender
+from dcgan_complete.classical import HOLE_GRAY as HOLE_GRAY_UINT8
 from dcgan_complete.errors import Note, OptionError
 from dcgan_complete.frozen import FrozenNetwork
 from dcgan_complete.model import load_encoder, load_models, resolve_precision
 from dcgan_complete.options import CompleteOptions, check_search_memory
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
-HOLE_GRAY = 0.0  # how holes look in the masked image: mid-gray in [-1, 1]
+HOLE_GRAY = float(imgs.to_float(HOLE_GRAY_UINT8))  # the holes' gray (classical), in [-1, 1]
 
 __all__ = ["CompleteOptions", "Completer", "CompletionResult", "SearchState", "Targets",
            "bundled_model_dir", "load_completer", "progress_bar"]
