@@ -610,7 +610,43 @@ class PhotoRepairer:
         plans = [self.plan(photo, mask, rng, **(mask_params or {}))
                  for photo, mask in zip(photos, masks)]
         result = self.search(plans, frames=frames, progress=progress)
-        return [self.finish(plan, *part, rng=rng) for plan, part in zip(plans, result)]
+        repairs = [self.finish(plan, *part, rng=rng) for plan, part in zip(plans, result)]
+        return self._refine(plans, repairs, frames, rng)
+
+    def _refine(self, plans, repairs, frames=False, rng=None):
+        """With ``options.refine``: the photos whose faces were aligned on the landmarks outside
+        the hole are planned again with each such face aligned on its first repair
+        (:func:`~dcgan_complete.align.align_face` finds the landmarks on the repair, and fits
+        the frame to those outside the hole), searched again and finished again.  Returns the
+        repairs, the refined ones in place of the first."""
+        from dcgan_complete.align import ALIGNED_BY_VISIBLE, align_face
+
+        if not self.options.refine:
+            return repairs
+        again = []
+        for k, (plan, repair) in enumerate(zip(plans, repairs)):
+            if not any(f.aligned_by == ALIGNED_BY_VISIBLE for f in plan.frames):
+                continue
+            tic = time.perf_counter()
+            refined = []
+            for frame in plan.frames:
+                if frame.aligned_by == ALIGNED_BY_VISIBLE:
+                    face = align_face(self.aligner, repair.repaired, plan.known, frame.box,
+                                      self.size, self.landmark_indices, frame.found_by)
+                    if face.aligned:
+                        frame = FaceFrame(frame.box, face.transform, self.size, face.landmarks,
+                                          frame.found_by, frame.aligned_by)
+                refined.append(frame)
+            plan = self.plan(plan.photo, plan.known.astype(np.float32), rng, frames=refined)
+            plan.unaligned = plans[k].unaligned
+            plan.timings["detect"] = plans[k].timings["detect"] + time.perf_counter() - tic
+            again.append((k, plan))
+        if again:
+            parts = self.search([plan for _, plan in again], frames=frames)
+            for (k, plan), part in zip(again, parts):
+                repairs[k] = self.finish(plan, *part, rng=rng)
+                repairs[k].timings["search"] += plans[k].timings["search"]
+        return repairs
 
     def search(self, plans, frames=False, progress=None, extra=None):
         """One batched search over the faces of ``plans`` (and ``extra`` = (crops, masks) searched
@@ -696,6 +732,7 @@ class PhotoRepairer:
             parts, result = self.search(plans, frames=frames or gif, progress=report,
                                         extra=(crop_images, list(crop_masks)))
         repairs = [self.finish(plan, *part, rng=rng) for plan, part in zip(plans, parts)]
+        repairs = self._refine(plans, repairs, frames or gif, rng)
         tic = time.perf_counter()
         if crop_paths:
             outputs.write_outputs(out_dir, crop_names, np.stack(crop_images),
@@ -714,7 +751,9 @@ class PhotoRepairer:
         for repair in repairs:
             timings["detect"] += repair.timings["detect"] + repair.timings["warp"]
             timings["blend"] += repair.timings["blend"]
-        timings["search"] = result.seconds if result is not None else 0.0
+        # the photos' shares of the searches (a refined photo's two) and the crops' share
+        timings["search"] = sum(repair.timings["search"] for repair in repairs) + \
+            (result.seconds * len(crop_images) / batch if result is not None else 0.0)
         return PhotoRun(repairs, crop_names, photo_names, result, timings)
 
 

@@ -385,3 +385,27 @@ def test_a_12_megapixel_photo_goes_through_the_pipeline(tiny_model_dir, tmp_path
     known = ~np.all(masked == 128, axis=2) | np.all(photo == 128, axis=2)
     assert np.array_equal(repaired[known], photo[known])
     assert not np.array_equal(repaired, photo)
+
+
+def test_refine_aligns_a_damaged_face_again_on_its_first_repair(completer):
+    """With refine, a face fitted to the landmarks outside its hole gets a new frame from its
+    first repair and is searched again; pixels outside the hole stay the photo's."""
+    from PIL import Image
+
+    from dcgan_complete.align import ALIGNED_BY_VISIBLE
+    from dcgan_complete.images import samples_dir
+
+    sample = read_image(samples_dir() / "obama_official_portrait.png")
+    photo = np.asarray(Image.fromarray(sample).resize((192, 192), Image.BICUBIC))
+    from dcgan_complete.align import FaceAligner
+
+    [box] = FaceAligner().face_boxes(photo, 1)
+    w, h = box.right() - box.left(), box.bottom() - box.top()
+    known = np.ones(photo.shape[:2], np.float32)
+    top, left = box.top(), box.left()
+    known[top + h // 4:top + 3 * h // 4, left + w // 4:left + 3 * w // 4] = 0
+    first = repair_photo(photo, known, completer, PhotoOptions(grain=False), rng=0)
+    again = repair_photo(photo, known, completer, PhotoOptions(grain=False, refine=True), rng=0)
+    assert [f.frame.aligned_by for f in first.faces] == [ALIGNED_BY_VISIBLE]
+    assert not np.allclose(first.faces[0].transform, again.faces[0].transform)
+    assert np.array_equal(again.repaired[known > 0], photo[known > 0])
