@@ -6,11 +6,18 @@ the page shows the iteration, the loss and the completion as it forms (every ``o
 iterations); then masked | completed | G(z) side by side, and the repaired PNG and the GIF of the
 search to download.  An "Advanced" section holds the search options.
 
+An upload of the model's size is an aligned crop, searched as it is.  Any other is a photo,
+repaired at its own size as ``complete`` repairs it (:class:`~dcgan_complete.photo.PhotoRepairer`):
+its faces by the model, the rest of the painted hole by Telea, every other pixel unchanged; the
+page says which face the model repaired and which fell back to Telea, and the preview is the
+largest face's crop as it fills.  A photo's download is its repaired PNG at full size.
+
 It runs offline: no CDN, no analytics, no share link.  Requests queue: ``concurrency`` searches
 run at once (one by default), ``queue_size`` more wait and are told their place, and one more is
 told that the queue is full.  A bad upload (not an image, empty, too large, a mask that covers
 nothing) or a bad value of the form (checked as the command line checks its options) gets a
-one-line message on the page and the server keeps serving.  Each session's downloads stay until
+one-line message under the Complete button, there until the next request, and the server keeps
+serving.  Each session's downloads stay until
 the session ends (its tab is closed) or an hour after its last result; :func:`serve` keeps every
 file in one temporary folder, removed when the server stops.
 
@@ -163,36 +170,28 @@ def painted_known(layers, shape, max_megapixels=ServeOptions.max_megapixels):
 
 @dataclasses.dataclass
 class PageInput:
-    """One request, ready for the search: the face at the model's size and its mask."""
+    """One request, ready for the search: an aligned face at the model's size, or a photo at its
+    own size (``photo``), and its mask."""
 
-    image: np.ndarray   # uint8 (S, S, 3)
-    mask: np.ndarray    # float32 (S, S), 1 = known
+    image: np.ndarray   # uint8 (H, W, 3): (S, S, 3) for an aligned crop
+    mask: np.ndarray    # float32 (H, W), 1 = known
     name: str           # for the downloads
     note: str = ""      # what was done to the upload, for the page
+    photo: bool = False  # repaired at its own size by the photo pipeline (faces found in it)
+    kind: str = None    # a photo's mask kind, drawn in every face's frame once its faces are found
 
 
-def to_model_input(image, known, size):
-    """The face and its known pixels at the model's size, and a note on what was done.
-
-    This is the one place where an upload meets the model.  Until the photo pipeline (issue
-    "Photo in, photo out") exists, an image of another size is centre-cropped and resized like
-    ``complete --input crop``; the photo pipeline will take its place here, repairing a photo at
-    its own size.  A model pixel counts as known only if no paint reached any part of it.
-    """
-    if image.shape[:2] == (size, size):
-        return image, known.astype(np.float32), ""
-    height, width = image.shape[:2]
-    known_gray = np.repeat((known * 255).astype(np.uint8)[..., None], 3, axis=2)
-    resized_known = imgs.center_crop_resize(known_gray, size)[..., 0] >= PAINT_THRESHOLD
-    note = (f"Your image is {width}x{height}: the model completes {size}x{size} aligned faces, "
-            f"so its centre square was resized to {size}x{size}. For best results upload a "
-            "face cropped by `dcgan-complete align`.")
-    return imgs.center_crop_resize(image, size), resized_known.astype(np.float32), note
+def is_photo(image, size):
+    """An upload of any size but the model's is a photo, as ``complete --input auto`` takes it."""
+    return image.shape[:2] != (size, size)
 
 
 def prepare_input(editor, kind, size, seed=None, max_megapixels=ServeOptions.max_megapixels,
                   mask_options: MaskOptions | None = None):
     """Turn the editor's value (background + brush layers) and the mask menu into a PageInput.
+
+    An upload of the model's size is an aligned crop, searched as it is; any other is a photo,
+    repaired at its own size (:func:`repair_live`).
 
     Raises
     ------
@@ -203,23 +202,32 @@ def prepare_input(editor, kind, size, seed=None, max_megapixels=ServeOptions.max
     if not isinstance(editor, dict):  # a plain image (path) from the API: no strokes
         editor = {"background": editor}
     image, name = read_upload(editor.get("background"), max_megapixels)
-    known = painted_known(editor.get("layers"), image.shape[:2], max_megapixels)
-    image, mask, note = to_model_input(image, known, size)
-    if kind not in (None, "", BRUSH_ONLY):
-        if kind not in PAGE_MASK_KINDS:
-            raise UploadError(f"unknown mask {kind!r}; choose {BRUSH_ONLY} or one of "
-                              f"{', '.join(PAGE_MASK_KINDS)}")
+    mask = painted_known(editor.get("layers"), image.shape[:2],
+                         max_megapixels).astype(np.float32)
+    photo = is_photo(image, size)
+    if kind in (None, "", BRUSH_ONLY):
+        kind = None
+    elif kind not in PAGE_MASK_KINDS:
+        raise UploadError(f"unknown mask {kind!r}; choose {BRUSH_ONLY} or one of "
+                          f"{', '.join(PAGE_MASK_KINDS)}")
+    elif not photo:
         params = (mask_options or MaskOptions()).params()
         mask = mask * mask_lib.make_mask(kind, size, rng=seed, **params)
-    if mask.min() >= 0.5:
+    if mask.min() >= 0.5 and not (photo and kind):
         raise UploadError("nothing to fill: paint over the damage with the brush, or choose a "
                           "mask kind")
     if mask.max() < 0.5:
-        raise UploadError("the mask covers the whole face: leave some of it unpainted")
+        raise UploadError(f"the mask covers the whole {'photo' if photo else 'face'}: leave "
+                          "some of it unpainted")
     stem = re.sub(r"[^\w.-]+", "_", Path(name).stem)[:40] or "face"
     if stem == "background":  # the editor's own name for its canvas
         stem = "face"
-    return PageInput(image, mask, f"{stem}-completed", note)
+    note = ""
+    if photo:
+        note = (f"Your image is {image.shape[1]}x{image.shape[0]}: a photo. Its faces are found "
+                f"and repaired by the model at {size}x{size}, the rest of the hole by Telea; "
+                "every pixel you did not paint stays as it is.")
+    return PageInput(image, mask, f"{stem}-completed", note, photo, kind if photo else None)
 
 
 # ----------------------------------------------------------------------------------- searching
@@ -326,34 +334,28 @@ class Progress:
     preview: np.ndarray  # uint8 (S, S, 3): the completion as it stands
 
 
-def search_live(completer: LiveCompleter, page: PageInput, stop: threading.Event):
-    """Run the search for one face in a thread of its own; yield a :class:`Progress` after
-    every ``out_interval`` iterations and the CompletionResult last.
+def _live(work, stop: threading.Event):
+    """Run ``work(progress)`` in a thread of its own; yield what ``progress`` puts out (the
+    :class:`Progress` of each chunk) and ``work``'s result last.
 
-    Closing the generator (the page went away) or setting ``stop`` ends the search at its next
-    chunk.
+    ``progress(event)`` raises when ``stop`` is set, so the search ends at its next chunk;
+    closing the generator (the page went away) sets ``stop``.
     """
     events = queue.Queue()
-    total = completer.options.iterations
-    done = 0
 
-    def progress(images_done, loss, iterations):
-        nonlocal done
+    def progress(event):
         if stop.is_set():
             raise _Stopped()
-        done += iterations
-        if not images_done:  # the last call comes with the result itself
-            events.put(Progress(min(done, total), total, loss,
-                                completer.current_paste(page.image, page.mask)))
+        if event is not None:
+            events.put(event)
 
-    def work():
+    def run():
         try:
-            events.put(completer.complete(page.image[None], [page.mask], frames=True,
-                                          progress=progress))
+            events.put(work(progress))
         except BaseException as exc:  # handed to the page's thread, raised there
             events.put(exc)
 
-    thread = threading.Thread(target=work, name="dcgan-complete-search", daemon=True)
+    thread = threading.Thread(target=run, name="dcgan-complete-search", daemon=True)
     thread.start()
     try:
         while True:
@@ -369,11 +371,66 @@ def search_live(completer: LiveCompleter, page: PageInput, stop: threading.Event
         stop.set()
 
 
+def _chunks(completer: LiveCompleter, image, mask, put):
+    """The ``progress`` callback of :meth:`Completer.complete` that hands ``put`` a
+    :class:`Progress` per chunk, its preview ``image`` with the current G(z) in its holes."""
+    total = completer.options.iterations
+    done = 0
+
+    def progress(images_done, loss, iterations):
+        nonlocal done
+        done += iterations
+        put(None if images_done else  # the last call comes with the result itself
+            Progress(min(done, total), total, loss, completer.current_paste(image, mask)))
+
+    return progress
+
+
+def search_live(completer: LiveCompleter, page: PageInput, stop: threading.Event):
+    """Run the search for one aligned face in a thread of its own; yield a :class:`Progress`
+    after every ``out_interval`` iterations and the CompletionResult last.
+
+    Closing the generator (the page went away) or setting ``stop`` ends the search at its next
+    chunk.
+    """
+    return _live(lambda put: completer.complete(
+        page.image[None], [page.mask], frames=True,
+        progress=_chunks(completer, page.image, page.mask, put)), stop)
+
+
+def repair_live(completer: LiveCompleter, page: PageInput, stop: threading.Event,
+                mask_options: MaskOptions | None = None, aligner=None):
+    """Repair a photo at its own size as ``complete`` does (:class:`PhotoRepairer`: its faces
+    by the model, the rest of the hole by Telea), in a thread of its own; yield a
+    :class:`Progress` per chunk (its preview: the largest face's crop as it fills) and the
+    PhotoRepair last.  ``stop`` and closing the generator end it as :func:`search_live`.
+    """
+    from dcgan_complete.photo import PhotoRepairer, kind_hole
+
+    def work(put):
+        repairer = PhotoRepairer(completer, aligner=aligner)
+        seed = completer.options.seed
+        rng = np.random.default_rng(seed)  # as PhotoRepairer.repair draws its kinds and grain
+        known = page.mask
+        if page.kind:
+            frames, _ = repairer.find_faces(page.image)
+            params = (mask_options or MaskOptions()).params()
+            known = known * ~kind_hole(frames, page.kind, page.image.shape[:2], rng, **params)
+        plan = repairer.plan(page.image, known, rng)
+        progress = None
+        if plan.faces:
+            progress = _chunks(completer, plan.faces[0].crop, plan.faces[0].mask, put)
+        [part] = repairer.search([plan], progress=progress)
+        return repairer.finish(plan, *part, rng=rng)
+
+    return _live(work, stop)
+
+
 # ---------------------------------------------------------------------------------------- page
 def _as_number(value, name, kind=int, default=None):
     """A form field's value (raw JSON: the page sends numbers, an API caller anything), read as
     the command line reads its option; its range is the options' check."""
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and not value.strip()):  # an empty box
         return default
     wanted = "a whole number" if kind is int else "a number"
     try:
@@ -389,6 +446,21 @@ def _as_number(value, name, kind=int, default=None):
 
 def _status(text, note=""):
     return text + (f"\n\n*{note}*" if note else "")
+
+
+def _photo_done(page: PageInput, repair, out_dir):
+    """The page's outputs for a repaired photo: the status with one line per face (the model's
+    or Telea's), masked | repaired | the first face's G(z), the repaired PNG at full size."""
+    png = Path(out_dir) / f"{page.name}.png"
+    imgs.write_image(png, repair.repaired)
+    lines = repair.face_reports() or [
+        "no face found over the hole: Telea filled it" if repair.faces_found == 0 else
+        "no face met the hole: Telea filled it"]
+    text = (f"Done: {repair.faces_found} face(s) found, {len(repair.faces)} repaired by the "
+            f"model; hole pixels filled by the model {repair.model_pixels}, by Telea "
+            f"{repair.classical_pixels}.\n\n" + "\n".join(f"- {line}" for line in lines))
+    generated = repair.faces[0].generated if repair.faces else None
+    return _status(text, page.note), repair.masked, repair.repaired, generated, [str(png)]
 
 
 def build_app(completer: Completer, options: ServeOptions | None = None,
@@ -420,6 +492,13 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
     base = completer.options
     files = SessionFiles(work_dir)
 
+    def refuse(message):
+        """A request the page cannot do: the message stays under the Complete button (and an
+        API caller gets it as the error)."""
+        yield (gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
+               gr.update(value=f"**{message}**", visible=True))
+        raise gr.Error(message, print_exception=False)
+
     def complete(editor, kind, iterations, lam, restarts, seed, optimizer, request):
         try:  # the form's values first: the seed also draws the random mask kinds
             search_options = searches.options(
@@ -434,38 +513,46 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
             page = prepare_input(editor, kind, size, search_options.seed,
                                  options.max_megapixels, mask_options)
         except UploadError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            yield from refuse(str(exc))
+            return
         live = searches.get(search_options)
         # the masked input is shown with the result, not before: sent twice, its picture would be
         # rewritten in Gradio's cache (see below)
-        yield (_status("Starting the search…", page.note), None, None, None, None)
+        yield (_status("Starting the search…", page.note), None, None, None, None,
+               gr.update(value="", visible=False))
         stop = threading.Event()
         # Gradio rewrites an image's cache file in place whenever the same picture is sent
         # again, which can cut short a browser still fetching it: a preview is not sent twice
         try:
             result, shown = None, None
-            for event in search_live(live, page, stop):
+            events = (repair_live(live, page, stop, mask_options) if page.photo
+                      else search_live(live, page, stop))
+            for event in events:
                 if isinstance(event, Progress):
                     fresh = shown is None or not np.array_equal(event.preview, shown)
                     shown = event.preview
                     yield (_status(f"Searching: iteration {event.iterations} of {event.total}, "
                                    f"loss {event.loss:.1f}", page.note),
                            gr.skip(), event.preview if fresh else gr.skip(), gr.skip(),
-                           gr.skip())
+                           gr.skip(), gr.skip())
                 else:
                     result = event
             if result is None:
                 return
             out_dir = files.new_folder(request.session_hash)
+            if page.photo:
+                yield (*_photo_done(page, result, out_dir), gr.skip())
+                return
             write_outputs(out_dir, [page.name], page.image[None], result, gif=True,
                           run_files=False)
             downloads = [str(out_dir / f"{page.name}.png"), str(out_dir / f"{page.name}.gif")]
             yield (_status(f"Done: {result.iterations_run} iterations in "
                            f"{result.seconds:.1f} s, loss {float(result.loss[0]):.1f}.",
                            page.note),
-                   result.masked[0], result.completed[0], result.generated[0], downloads)
+                   result.masked[0], result.completed[0], result.generated[0], downloads,
+                   gr.skip())
         except DcganError as exc:  # a search that cannot go on says why
-            raise gr.Error(str(exc), print_exception=False) from None
+            yield from refuse(str(exc))
         finally:
             stop.set()
 
@@ -484,8 +571,7 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         with gr.Row():
             with gr.Column(scale=1):
                 editor = gr.ImageMask(
-                    label=f"Face ({size}x{size} aligned crops; others are centre-cropped): "
-                          "paint over the damage",
+                    label=f"Face ({size}x{size} aligned crop) or photo: paint over the damage",
                     type="filepath", image_mode="RGBA", format="png",
                     sources=["upload", "clipboard"],
                     transforms=(), layers=False, elem_id="editor",
@@ -497,6 +583,8 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
                 with gr.Row():
                     run = gr.Button("Complete", variant="primary", elem_id="complete")
                     cancel = gr.Button("Stop", elem_id="stop")
+                # a request the page cannot do says why here, until the next one
+                problem = gr.Markdown("", visible=False, elem_id="problem")
                 with gr.Accordion("Advanced: the search", open=False):
                     iterations = gr.Slider(10, MAX_ITERATIONS, value=base.iterations, step=10,
                                            label="Iterations", elem_id="iterations")
@@ -504,8 +592,11 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
                                                     "say)", minimum=0)
                     restarts = gr.Slider(1, MAX_RESTARTS, value=base.restarts, step=1,
                                          label="Restarts (the lowest loss wins)")
-                    seed = gr.Number(base.seed, precision=0,
-                                     label="Seed (clear it for a different result every time)")
+                    # a text box: empty when no seed is set (a number box would show 0)
+                    seed = gr.Textbox("" if base.seed is None else str(base.seed), max_lines=1,
+                                      placeholder="none: a different result every time",
+                                      label="Seed (clear it for a different result every time)",
+                                      elem_id="seed")
                     optimizer = gr.Radio(list(OPTIMIZERS), value=base.optimizer,
                                          label="Optimiser")
                 if samples is not None:
@@ -520,11 +611,11 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
                                  elem_classes=["result"])
                         for label, elem_id in (("Masked", "masked"), ("Completed", "completed"),
                                                ("G(z)", "generated")))
-                downloads = gr.File(label="Downloads: the completed PNG and the search as a GIF",
+                downloads = gr.File(label="Downloads: the repaired PNG at full size (a crop's search as a GIF too)",
                                     file_count="multiple", interactive=False,
                                     elem_id="downloads")
         event = run.click(complete, [editor, kind, iterations, lam, restarts, seed, optimizer],
-                          [status, masked, completed, generated, downloads],
+                          [status, masked, completed, generated, downloads, problem],
                           api_name="complete", preprocess=False, show_progress="minimal",
                           show_progress_on=[status])
         cancel.click(None, cancels=[event])
