@@ -611,7 +611,8 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
                                  elem_classes=["result"])
                         for label, elem_id in (("Masked", "masked"), ("Completed", "completed"),
                                                ("G(z)", "generated")))
-                downloads = gr.File(label="Downloads: the repaired PNG at full size (a crop's search as a GIF too)",
+                downloads = gr.File(label="Downloads: the repaired PNG at full size (a crop's "
+                                          "search as a GIF too)",
                                     file_count="multiple", interactive=False,
                                     elem_id="downloads")
         event = run.click(complete, [editor, kind, iterations, lam, restarts, seed, optimizer],
