@@ -411,12 +411,12 @@ def repair_live(completer: LiveCompleter, page: PageInput, stop: threading.Event
         repairer = PhotoRepairer(completer, aligner=aligner)
         seed = completer.options.seed
         rng = np.random.default_rng(seed)  # as PhotoRepairer.repair draws its kinds and grain
-        known = page.mask
-        if page.kind:
-            frames, _ = repairer.find_faces(page.image)
+        known, frames = page.mask, None
+        if page.kind:  # the kind is drawn in the frames of the faces found despite the strokes
+            frames, _ = repairer.find_faces(page.image, page.mask >= 0.5)
             params = (mask_options or MaskOptions()).params()
             known = known * ~kind_hole(frames, page.kind, page.image.shape[:2], rng, **params)
-        plan = repairer.plan(page.image, known, rng)
+        plan = repairer.plan(page.image, known, rng, frames=frames)  # faces looked for once
         progress = None
         if plan.faces:
             progress = _chunks(completer, plan.faces[0].crop, plan.faces[0].mask, put)

@@ -151,12 +151,7 @@ def complete_files(paths, mask="center", out_dir=COMPLETE_OUT, checkpoint_dir=No
     mask_options = mask_options or MaskOptions()
     photo_options = photo_options or PhotoOptions()
     bulk = bulk or BulkOptions()
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise DcganError("no input images given")
-    for p in paths:
-        if not p.exists():
-            raise DcganError(f"input {display_name(p)} does not exist")
+    paths = outputs.check_inputs(paths)
     if strict and photo_options.input_mode == "photo":
         raise OptionError(("strict", "input_mode"), "{strict} refuses images that are not the "
                                                     "model's size, {input_mode} photo repairs "

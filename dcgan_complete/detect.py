@@ -25,7 +25,7 @@ from dcgan_complete.detector import damage_mask, damage_overlay, detect_damage, 
 from dcgan_complete.errors import DcganError
 from dcgan_complete.files import display_name
 from dcgan_complete.options import DETECT_OUT, DetectOptions
-from dcgan_complete.outputs import check_out_dir
+from dcgan_complete.outputs import check_inputs, check_out_dir
 
 
 @dataclasses.dataclass
@@ -62,12 +62,7 @@ def detect_files(paths, out_dir=DETECT_OUT, options: DetectOptions | None = None
 
     started = time.perf_counter()
     options = options or DetectOptions()
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise DcganError("no input images given")
-    for path in paths:
-        if not path.exists():
-            raise DcganError(f"input {display_name(path)} does not exist")
+    paths = check_inputs(paths)
     check_out_dir(out_dir, paths)
     detector = locate_detector(options.detector, model_dir)
     names = _mask_names(paths)

@@ -23,7 +23,7 @@ import numpy as np
 
 from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
-from dcgan_complete.errors import OptionError
+from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.files import display_name, ensure_writable_dir, is_inside, write_csv
 from dcgan_complete.options import AUTO_MASK, PhotoOptions
 
@@ -111,6 +111,22 @@ def check_shard_names(paths, n):
             raise OptionError("shard", f"with {{shard}} every input needs outputs of its own "
                                        f"name: rename {display_name(path)}, whose name another "
                                        "input or a shard's summary has")
+
+
+def check_inputs(paths):
+    """The run's inputs as Paths, refused in one line when there are none or one is missing.
+
+    Raises
+    ------
+    DcganError
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise DcganError("no input images given")
+    for path in paths:
+        if not path.exists():
+            raise DcganError(f"input {display_name(path)} does not exist")
+    return paths
 
 
 def check_out_dir(out_dir, inputs, mask_spec=None):
