@@ -33,7 +33,6 @@ SUMMARY_FILE, LOSSES_FILE, FRAMES_DIR = "summary.png", "losses.csv", "frames"
 RUN_FILES = (SUMMARY_FILE, LOSSES_FILE, FRAMES_DIR)
 
 
-
 def output_files(name, faces=None, photo_format="png"):
     """The files and folders one input named ``name`` writes in the output folder; for a photo
     (``faces``: its number of faces to repair) NAME.png or .jpg, NAME.masked.png, NAME.faceK.png
