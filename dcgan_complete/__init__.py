@@ -12,6 +12,7 @@ The library, from the bottom up:
 - ``blend``: Poisson blending (scipy)
 - ``classical``: the classical fills (Telea, Navier-Stokes, biharmonic, mean)
 - ``metrics``: PSNR, SSIM, dlib's face check and identity distance
+- ``variants``: the spread of several fills of one hole, and its picture (numpy)
 - ``align``: dlib face detection, landmarks and alignment, also of faces damaged by a hole
 - ``data``: finding and decoding a training set, the tf.data pipeline
 - ``model``: the DCGAN generator and discriminator (and the encoder's network)

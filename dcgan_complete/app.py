@@ -48,8 +48,9 @@ from dcgan_complete import images as imgs
 from dcgan_complete import masks as mask_lib
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.files import display_name
-from dcgan_complete.options import OPTIMIZERS, CompleteOptions, MaskOptions, ServeOptions
-from dcgan_complete.outputs import write_outputs
+from dcgan_complete.classical import HOLE_GRAY
+from dcgan_complete.options import (OPTIMIZERS, CompleteOptions, DetectOptions, MaskOptions,
+                                    PhotoOptions, ServeOptions)
 from dcgan_complete.search import Completer
 
 APP_EXTRA = "pip install 'dcgan-complete[app]'"
@@ -75,6 +76,14 @@ KEEP_FILES_SECONDS = 3600
 
 # The results are shown this tall, in pixels, without smoothing: the model's pixels as they are.
 RESULT_HEIGHT = 240
+
+# A picture the page sends the browser (the before/after, the alternatives, the spread map) is at
+# most this many pixels on its longer side: a 2-megapixel photo is shown at its own size, a
+# 12-megapixel one shrunk to about 3; the downloads are always at the photo's size.
+PREVIEW_SIDE = 2048
+
+# How many fills to choose from the page offers at most (each costs a search's starts).
+MAX_PAGE_VARIANTS = 6
 PAGE_CSS = (".result img { width: 100%; height: 100%; object-fit: contain; "
             "image-rendering: pixelated; }")
 
@@ -168,6 +177,36 @@ def painted_known(layers, shape, max_megapixels=ServeOptions.max_megapixels):
     return known
 
 
+def mask_layer(known):
+    """The editor's mask layer for ``known`` (bool (H, W), True = known): opaque black where the
+    page is to fill, transparent elsewhere, as the brush paints (uint8 RGBA (H, W, 4))."""
+    layer = np.zeros((*known.shape, 4), np.uint8)
+    layer[~known, 3] = 255
+    return layer
+
+
+def editor_value(background, layer_path=None):
+    """The editor's value: the upload as it is (``background``: its FileData or path) and one
+    mask layer (a PNG's path) or none."""
+    if isinstance(background, dict):
+        background = background.get("path")
+    return {"background": background, "layers": [str(layer_path)] if layer_path else [],
+            "composite": None}
+
+
+def shrink_for_page(image, side=PREVIEW_SIDE):
+    """``image`` at most ``side`` px on its longer side, for the browser (downloads stay full
+    size)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if max(h, w) <= side:
+        return image
+    scale = side / max(h, w)
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
 @dataclasses.dataclass
 class PageInput:
     """One request, ready for the search: an aligned face at the model's size, or a photo at its
@@ -189,6 +228,9 @@ def is_photo(image, size):
 def prepare_input(editor, kind, size, seed=None, max_megapixels=ServeOptions.max_megapixels,
                   mask_options: MaskOptions | None = None):
     """Turn the editor's value (background + brush layers) and the mask menu into a PageInput.
+
+    The downloads are named after the background's file; the browser's editor sends its own
+    name ("background"), and then they are "photo-completed" or "face-completed".
 
     An upload of the model's size is an aligned crop, searched as it is; any other is a photo,
     repaired at its own size (:func:`repair_live`).
@@ -219,9 +261,9 @@ def prepare_input(editor, kind, size, seed=None, max_megapixels=ServeOptions.max
     if mask.max() < 0.5:
         raise UploadError(f"the mask covers the whole {'photo' if photo else 'face'}: leave "
                           "some of it unpainted")
-    stem = re.sub(r"[^\w.-]+", "_", Path(name).stem)[:40] or "face"
-    if stem == "background":  # the editor's own name for its canvas
-        stem = "face"
+    stem = re.sub(r"[^\w.-]+", "_", Path(name).stem)[:40]
+    if stem in ("", "background"):  # the editor's own name for its canvas
+        stem = "photo" if photo else "face"
     note = ""
     if photo:
         note = (f"Your image is {image.shape[1]}x{image.shape[0]}: a photo. Its faces are found "
@@ -318,6 +360,30 @@ class SessionFiles:
             self._used.pop(session, None)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+class Aligners:
+    """dlib's face detectors and landmark model (:class:`~dcgan_complete.align.FaceAligner`),
+    lent to one request at a time and loaded only when all are out: as many as requests run at
+    once, not one per thread (Gradio runs handlers on a pool of threads)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._free = []
+
+    @contextlib.contextmanager
+    def lend(self):
+        with self._lock:
+            aligner = self._free.pop() if self._free else None
+        if aligner is None:
+            from dcgan_complete.align import FaceAligner
+
+            aligner = FaceAligner()
+        try:
+            yield aligner
+        finally:
+            with self._lock:
+                self._free.append(aligner)
 
 
 class _Stopped(Exception):
@@ -420,7 +486,7 @@ def repair_live(completer: LiveCompleter, page: PageInput, stop: threading.Event
         progress = None
         if plan.faces:
             progress = _chunks(completer, plan.faces[0].crop, plan.faces[0].mask, put)
-        [part] = repairer.search([plan], progress=progress)
+        [part] = repairer.search([plan], frames=True, progress=progress)
         return repairer.finish(plan, *part, rng=rng)
 
     return _live(work, stop)
@@ -448,23 +514,125 @@ def _status(text, note=""):
     return text + (f"\n\n*{note}*" if note else "")
 
 
-def _photo_done(page: PageInput, repair, out_dir):
-    """The page's outputs for a repaired photo: the status with one line per face (the model's
-    or Telea's), masked | repaired | the first face's G(z), the repaired PNG at full size."""
-    png = Path(out_dir) / f"{page.name}.png"
-    imgs.write_image(png, repair.repaired)
+@dataclasses.dataclass
+class PageResult:
+    """One request's files, in its own folder: the fills at full size, what the browser is shown
+    of them, the mask used and the search's animation.  ``fills[0]`` is the best fill; the
+    others are the alternatives (``--variants``)."""
+
+    name: str
+    fills: list      # full-size PNG of each fill
+    previews: list   # each fill at most PREVIEW_SIDE px
+    before: str      # the input with its hole, at most PREVIEW_SIDE px
+    mask: str        # the mask used, full size: white = kept, black = filled
+    gif: str = None  # the search as it went (the first face's region, for a photo)
+    spread: str = None  # the spread map of the fills (with alternatives)
+
+    def downloads(self, k=0):
+        """Fill ``k`` as PNG and JPEG, the mask, the GIF: the files of the Downloads list."""
+        png = Path(self.fills[k])
+        jpg = png.with_suffix(".jpg")
+        if not jpg.exists():
+            imgs.write_jpeg(jpg, imgs.read_image(png), PhotoOptions.quality)
+        return [str(png), str(jpg), self.mask] + ([self.gif] if self.gif else [])
+
+
+def save_result(out_dir, name, before, fills, known, animation=(), spread=None):
+    """Write a request's files (see :class:`PageResult`) into ``out_dir``.
+
+    Parameters
+    ----------
+    before : uint8 (H, W, 3)
+        The input with its hole gray.
+    fills : list of uint8 (H, W, 3)
+        The best fill first, then the alternatives.
+    known : bool (H, W)
+        The mask used.
+    animation : list of uint8 pictures
+        The search as it went (none: no GIF).
+    spread : uint8 (H, W, 3), optional
+        The spread map's picture.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    out_dir = Path(out_dir)
+    fill_paths = [out_dir / (f"{name}.png" if k == 0 else f"{name}.variant{k + 1}.png")
+                  for k in range(len(fills))]
+    preview_paths = [out_dir / f"{name}.preview{k + 1}.png" for k in range(len(fills))]
+    jobs = [(path, fill) for path, fill in zip(fill_paths, fills)]
+    jobs += [(path, shrink_for_page(fill)) for path, fill in zip(preview_paths, fills)]
+    jobs += [(out_dir / f"{name}.before.png", shrink_for_page(before)),
+             (out_dir / f"{name}.mask.png", np.where(known, 255, 0).astype(np.uint8))]
+    if spread is not None:
+        jobs.append((out_dir / f"{name}.spread.png", shrink_for_page(spread)))
+    # zlib lets go of the GIL: two cores encode a photo's files side by side
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(imgs.write_image, path, image) for path, image in jobs]:
+            done.result()
+    gif = None
+    if len(animation):
+        gif = imgs.write_animation(out_dir / f"{name}.gif", list(animation))
+    result = PageResult(name, [str(p) for p in fill_paths], [str(p) for p in preview_paths],
+                        str(out_dir / f"{name}.before.png"), str(out_dir / f"{name}.mask.png"),
+                        None if gif is None else str(gif),
+                        None if spread is None else str(out_dir / f"{name}.spread.png"))
+    result.downloads(0)  # the best fill's JPEG
+    return result
+
+
+def _spread_picture(fills, known, under):
+    """The spread map of ``fills`` (two or more) as a picture over ``under``, or None."""
+    if len(fills) < 2:
+        return None
+    from dcgan_complete.variants import spread_map, spread_picture
+
+    return spread_picture(spread_map(np.stack(fills), ~known), under)
+
+
+def save_photo_result(out_dir, page: PageInput, repair):
+    """A repaired photo's files (:func:`save_result`): its fills, the first face's search."""
+    fills = list(repair.variants or [repair.repaired])
+    animation = []
+    if repair.faces and repair.faces[0].frames:
+        animation = [repair.face_region(0, masked=True)] + \
+            [repair.face_region(0, frame) for frame in repair.faces[0].frames[:-1]] + \
+            [repair.face_region(0)]
+    return save_result(out_dir, page.name, repair.masked, fills, repair.known, animation,
+                       _spread_picture(fills, repair.known, page.image))
+
+
+def save_crop_result(out_dir, page: PageInput, result):
+    """An aligned crop's files (:func:`save_result`): its fills, its search every
+    ``out_interval`` iterations."""
+    fills = list(result.variants[0]) if result.variants is not None else [result.completed[0]]
+    known = page.mask >= 0.5
+    return save_result(out_dir, page.name, result.masked[0], fills, known,
+                       [result.masked[0], *result.frames[0][:-1], result.completed[0]],
+                       _spread_picture(fills, known, page.image))
+
+
+def photo_report(repair, note=""):
+    """The page's status for a repaired photo: one line per face (the model's or Telea's)."""
     lines = repair.face_reports() or [
         "no face found over the hole: Telea filled it" if repair.faces_found == 0 else
         "no face met the hole: Telea filled it"]
     text = (f"Done: {repair.faces_found} face(s) found, {len(repair.faces)} repaired by the "
             f"model; hole pixels filled by the model {repair.model_pixels}, by Telea "
             f"{repair.classical_pixels}.\n\n" + "\n".join(f"- {line}" for line in lines))
-    generated = repair.faces[0].generated if repair.faces else None
-    return _status(text, page.note), repair.masked, repair.repaired, generated, [str(png)]
+    return _status(text, note)
+
+
+def limits_text(options: ServeOptions):
+    """The page's bounds, as the page states them."""
+    return (f"Limits: uploads up to {options.max_upload_mb} MB and {options.max_megapixels:g} "
+            f"megapixels; {options.concurrency} search at a time, and up to "
+            f"{options.queue_size} more requests wait their turn (each is told its place). "
+            f"Pictures are shown at most {PREVIEW_SIDE} px wide; downloads are full size.")
 
 
 def build_app(completer: Completer, options: ServeOptions | None = None,
-              mask_options: MaskOptions | None = None, work_dir=None):
+              mask_options: MaskOptions | None = None, work_dir=None, detector=None,
+              detect_options: DetectOptions | None = None):
     """The web page for ``completer``, as a Gradio Blocks app (not launched).
 
     Parameters
@@ -479,6 +647,12 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         Where each session's downloads are kept until it ends (:class:`SessionFiles`); default:
         a temporary folder.  Gradio serves them from there when it is Gradio's own temporary
         folder (``GRADIO_TEMP_DIR``, as :func:`running` sets it), else from copies it makes.
+    detector : Detector, optional
+        The damage detector (:func:`~dcgan_complete.detector.locate_detector`): an upload is
+        searched for damage, and what it finds is painted as the editor's mask layer.  None:
+        the user paints all of it.
+    detect_options : DetectOptions
+        The detector's default threshold and how far what it finds is widened.
 
     Returns
     -------
@@ -487,29 +661,124 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
     """
     gr = import_gradio()
     options = options or ServeOptions()
+    detect_options = detect_options or DetectOptions()
     searches = Searches(completer)
     size = completer.size
     base = completer.options
     files = SessionFiles(work_dir)
+    aligners = Aligners()
+    outputs_count = 10  # status ... chosen: see the click event below
 
-    def refuse(message):
+    def refuse(message, count=outputs_count, problem_at=5):
         """A request the page cannot do: the message stays under the Complete button (and an
         API caller gets it as the error)."""
-        yield (gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(),
-               gr.update(value=f"**{message}**", visible=True))
+        values = [gr.skip()] * count
+        values[problem_at] = gr.update(value=f"**{message}**", visible=True)
+        yield tuple(values)
         raise gr.Error(message, print_exception=False)
 
-    def complete(editor, kind, iterations, lam, restarts, seed, optimizer, request):
+    def uploaded(editor, threshold, last, request):
+        """A new upload: with a detector, what it finds is painted as the mask layer.  The
+        editor reports the layer the page sent as an upload too: that one is not searched
+        again (``last``: the background searched last)."""
+        background = _upload_path((editor or {}).get("background") if isinstance(editor, dict)
+                                  else editor)[0]
+        if background is None:  # the editor cleared
+            return
+        if detector is None:
+            yield gr.skip(), "Paint over the damage with the brush, then press Complete.", \
+                gr.skip(), background
+        elif background != last:
+            for values in find_damage(editor, threshold, request):
+                yield (*values, background)
+        else:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+
+    def find_damage(editor, threshold, request):
+        """Run the detector on the upload: what it finds becomes the editor's mask layer (the
+        strokes painted before are replaced)."""
+        try:
+            editor = editor if isinstance(editor, dict) else {"background": editor}
+            image, _ = read_upload(editor.get("background"), options.max_megapixels)
+            if detector is None:
+                raise UploadError("no damage detector is loaded (see `dcgan-complete serve "
+                                  "--help`): paint the damage with the brush")
+            threshold = _as_number(threshold, "threshold", float,
+                                   default=detect_options.threshold)
+            try:
+                DetectOptions(threshold=threshold, grow=detect_options.grow)
+            except OptionError as exc:
+                raise UploadError(exc.format(lambda name: name)) from None
+        except UploadError as exc:
+            yield from refuse(str(exc), 3, 2)
+            return
+        from dcgan_complete.detector import damage_mask, detect_damage
+
+        tic = time.perf_counter()
+        known = damage_mask(detect_damage(image, detector), threshold,
+                            detect_options.grow) >= 0.5
+        layer = files.new_folder(request.session_hash) / "damage-found.png"
+        imgs.write_image(layer, mask_layer(known))
+        share = 1 - known.mean()
+        if share == 0:
+            text = (f"No damage found at threshold {threshold:g}: paint it with the brush, or "
+                    "lower the threshold and press Find damage.")
+        else:
+            text = (f"Damage found on {share:.2%} of the image (threshold {threshold:g}, "
+                    f"{time.perf_counter() - tic:.1f} s), painted black on it. The brush adds "
+                    "to it, the eraser takes away; then press Complete.")
+        yield (editor_value(editor.get("background"), layer if share else None), text,
+               gr.update(value="", visible=False))
+
+    def preview_kind(editor, kind, seed, request):
+        """Paint the holes of a mask kind into the editor's mask layer, beside the strokes
+        there, so that what Complete fills is what the editor shows."""
+        if kind in (None, "", BRUSH_ONLY):
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        try:
+            editor = editor if isinstance(editor, dict) else {"background": editor}
+            image, _ = read_upload(editor.get("background"), options.max_megapixels)
+            known = painted_known(editor.get("layers"), image.shape[:2], options.max_megapixels)
+            seed = _as_number(seed, "seed")
+            params = (mask_options or MaskOptions()).params()
+            if is_photo(image, size):
+                from dcgan_complete.photo import PhotoRepairer, kind_hole
+
+                with aligners.lend() as aligner:
+                    frames, _ = PhotoRepairer(completer, aligner=aligner).find_faces(image,
+                                                                                     known)
+                if not frames:
+                    raise UploadError(f"no face found to draw the {kind} mask in: paint the "
+                                      "damage with the brush")
+                hole = kind_hole(frames, kind, image.shape[:2], np.random.default_rng(seed),
+                                 **params)
+                where = f"in the frame of {len(frames)} face(s)"
+            else:
+                hole = mask_lib.make_mask(kind, size, rng=seed, **params) < 0.5
+                where = "on the face"
+        except UploadError as exc:
+            return (gr.skip(), BRUSH_ONLY, gr.skip(),
+                    gr.update(value=f"**{exc}**", visible=True))
+        layer = files.new_folder(request.session_hash) / f"mask-{kind}.png"
+        imgs.write_image(layer, mask_layer(known & ~hole))
+        return (editor_value(editor.get("background"), layer), BRUSH_ONLY,
+                f"The {kind} mask is painted {where}, beside your strokes: correct it with the "
+                "brush and the eraser, then press Complete.", gr.update(value="", visible=False))
+
+    def complete(editor, kind, iterations, lam, restarts, seed, optimizer, variants, request):
         try:  # the form's values first: the seed also draws the random mask kinds
             search_options = searches.options(
                 iterations=_as_number(iterations, "iterations", default=base.iterations),
                 lam=_as_number(lam, "lambda", float, default=base.lam),
                 restarts=_as_number(restarts, "restarts", default=base.restarts),
-                seed=_as_number(seed, "seed"), optimizer=optimizer or base.optimizer)
+                seed=_as_number(seed, "seed"), optimizer=optimizer or base.optimizer,
+                variants=_as_number(variants, "alternatives", default=1))
             if search_options.iterations > MAX_ITERATIONS or \
-                    search_options.restarts > MAX_RESTARTS:
-                raise UploadError(f"the page runs at most {MAX_ITERATIONS} iterations and "
-                                  f"{MAX_RESTARTS} restarts")
+                    search_options.restarts > MAX_RESTARTS or \
+                    search_options.variants > MAX_PAGE_VARIANTS:
+                raise UploadError(f"the page runs at most {MAX_ITERATIONS} iterations, "
+                                  f"{MAX_RESTARTS} restarts and {MAX_PAGE_VARIANTS} "
+                                  "alternatives")
             page = prepare_input(editor, kind, size, search_options.seed,
                                  options.max_megapixels, mask_options)
         except UploadError as exc:
@@ -519,72 +788,115 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         # the masked input is shown with the result, not before: sent twice, its picture would be
         # rewritten in Gradio's cache (see below)
         yield (_status("Starting the search…", page.note), None, None, None, None,
-               gr.update(value="", visible=False))
+               gr.update(value="", visible=False), None, gr.update(value=None, visible=False),
+               gr.update(value=None, visible=False), None)
         stop = threading.Event()
         # Gradio rewrites an image's cache file in place whenever the same picture is sent
         # again, which can cut short a browser still fetching it: a preview is not sent twice
         try:
             result, shown = None, None
-            events = (repair_live(live, page, stop, mask_options) if page.photo
-                      else search_live(live, page, stop))
-            for event in events:
-                if isinstance(event, Progress):
-                    fresh = shown is None or not np.array_equal(event.preview, shown)
-                    shown = event.preview
-                    yield (_status(f"Searching: iteration {event.iterations} of {event.total}, "
-                                   f"loss {event.loss:.1f}", page.note),
-                           gr.skip(), event.preview if fresh else gr.skip(), gr.skip(),
-                           gr.skip(), gr.skip())
-                else:
-                    result = event
+            with aligners.lend() as aligner:
+                events = (repair_live(live, page, stop, mask_options, aligner) if page.photo
+                          else search_live(live, page, stop))
+                for event in events:
+                    if isinstance(event, Progress):
+                        fresh = shown is None or not np.array_equal(event.preview, shown)
+                        shown = event.preview
+                        yield (_status(f"Searching: iteration {event.iterations} of {event.total}, "
+                                       f"loss {event.loss:.1f}", page.note),
+                               gr.skip(), event.preview if fresh else gr.skip(),
+                               *[gr.skip()] * (outputs_count - 3))
+                    else:
+                        result = event
             if result is None:
                 return
             out_dir = files.new_folder(request.session_hash)
             if page.photo:
-                yield (*_photo_done(page, result, out_dir), gr.skip())
-                return
-            write_outputs(out_dir, [page.name], page.image[None], result, gif=True,
-                          run_files=False)
-            downloads = [str(out_dir / f"{page.name}.png"), str(out_dir / f"{page.name}.gif")]
-            yield (_status(f"Done: {result.iterations_run} iterations in "
-                           f"{result.seconds:.1f} s, loss {float(result.loss[0]):.1f}.",
-                           page.note),
-                   result.masked[0], result.completed[0], result.generated[0], downloads,
-                   gr.skip())
+                saved = save_photo_result(out_dir, page, result)
+                text = photo_report(result, page.note)
+                crops = (None, None, None)
+                if result.faces:  # the largest face's crop: masked | repaired | G(z)
+                    face = result.faces[0]
+                    crops = (np.where(face.mask[..., None] >= 0.5, face.crop, HOLE_GRAY),
+                             face.completed, face.generated)
+            else:
+                saved = save_crop_result(out_dir, page, result)
+                text = _status(f"Done: {result.iterations_run} iterations in "
+                               f"{result.seconds:.1f} s, loss {float(result.loss[0]):.1f}.",
+                               page.note)
+                crops = (result.masked[0], result.completed[0], result.generated[0])
+            several = len(saved.fills) > 1
+            if several:
+                text += (f"\n\n{len(saved.fills)} alternatives below, the best (lowest loss) "
+                         "first: pick one for the final photo. The spread map is bright where "
+                         "they disagree: there the fill is a guess.")
+            yield (text, *crops, saved.downloads(0), gr.skip(), (saved.before, saved.previews[0]),
+                   gr.update(value=[(p, f"alternative {k + 1}")
+                                    for k, p in enumerate(saved.previews)], visible=several,
+                             selected_index=0 if several else None),
+                   gr.update(value=saved.spread, visible=several), dataclasses.asdict(saved))
         except DcganError as exc:  # a search that cannot go on says why
             yield from refuse(str(exc))
         finally:
             stop.set()
 
+    def pick(saved, request, selection):
+        """An alternative chosen: it becomes the after of the before/after and the download."""
+        if not saved or selection is None or selection.index is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        saved = PageResult(**saved)
+        k = int(selection.index)
+        if not 0 <= k < len(saved.fills):
+            return gr.skip(), gr.skip(), gr.skip()
+        return ((saved.before, saved.previews[k]), saved.downloads(k),
+                f"Alternative {k + 1} of {len(saved.fills)} chosen: its photo is in Downloads.")
+
     def forget(request):
         files.end(request.session_hash)
 
-    for handler in (complete, forget):  # Gradio passes the request to a gr.Request parameter
+    # Gradio passes the request to a gr.Request parameter, the selection to a gr.SelectData one
+    for handler in (uploaded, find_damage, preview_kind, complete, pick, forget):
         handler.__annotations__["request"] = gr.Request
+    pick.__annotations__["selection"] = gr.SelectData
 
     samples = imgs.samples_dir()
+    finds = detector is not None
     with gr.Blocks(title=TITLE, analytics_enabled=False,
                    delete_cache=(KEEP_FILES_SECONDS, KEEP_FILES_SECONDS)) as app:
-        gr.Markdown(f"## {TITLE}: fill in the damaged parts of a face\n"
-                    "Upload a face (or pick a sample), paint over the damage, press "
-                    "**Complete**. The model fills what you painted, and nothing else.")
+        gr.Markdown(
+            f"## {TITLE}: repair the damaged parts of a photo or a face\n"
+            "Upload a photo (or a face, or pick a sample). " +
+            ("The damage found is painted black on it: add to it with the brush, take away "
+             "with the eraser. " if finds else "Paint over the damage with the brush. ") +
+            "Press **Complete**: faces are filled by the model, the rest by Telea, and every "
+            "pixel that is not painted stays as it is.")
         with gr.Row():
             with gr.Column(scale=1):
                 editor = gr.ImageMask(
-                    label=f"Face ({size}x{size} aligned crop) or photo: paint over the damage",
+                    label=f"Photo, or a face ({size}x{size} aligned crop): black = to repair",
                     type="filepath", image_mode="RGBA", format="png",
                     sources=["upload", "clipboard"],
                     transforms=(), layers=False, elem_id="editor",
                     brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=6))
+                with gr.Row():
+                    threshold = gr.Slider(0.05, 0.95, value=detect_options.threshold,
+                                          step=0.05, label="Damage threshold",
+                                          info="Lower finds more (and more that is not damage).",
+                                          elem_id="threshold", visible=finds)
+                    find = gr.Button("Find damage", elem_id="find-damage", visible=finds)
                 kind = gr.Dropdown([BRUSH_ONLY, *PAGE_MASK_KINDS], value=BRUSH_ONLY,
-                                   label="Damage", elem_id="mask-kind",
-                                   info="Your strokes, plus the holes of a mask kind if you "
-                                        "choose one (random kinds follow the seed).")
+                                   label="Add the holes of a mask kind", elem_id="mask-kind",
+                                   info="Painted into the mask in every face's frame, beside "
+                                        "your strokes (random kinds follow the seed).")
+                variants = gr.Slider(1, MAX_PAGE_VARIANTS, value=1, step=1,
+                                     label="Alternatives (fills to choose from)",
+                                     elem_id="variants-count")
                 with gr.Row():
                     run = gr.Button("Complete", variant="primary", elem_id="complete")
                     cancel = gr.Button("Stop", elem_id="stop")
                 # a request the page cannot do says why here, until the next one
                 problem = gr.Markdown("", visible=False, elem_id="problem")
+                gr.Markdown(limits_text(options), elem_id="limits")
                 with gr.Accordion("Advanced: the search", open=False):
                     iterations = gr.Slider(10, MAX_ITERATIONS, value=base.iterations, step=10,
                                            label="Iterations", elem_id="iterations")
@@ -603,23 +915,44 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
                     gr.Examples([[str(p)] for p in imgs.find_images(samples, recursive=False)],
                                 inputs=[editor], label="Sample faces")
             with gr.Column(scale=1):
-                status = gr.Markdown("Waiting for a face.", elem_id="status")
+                status = gr.Markdown("Waiting for a photo.", elem_id="status")
+                compare = gr.ImageSlider(label="Before / after (drag; fullscreen to zoom)",
+                                         type="filepath", format="png", interactive=False,
+                                         buttons=["download", "fullscreen"], max_height=600,
+                                         elem_id="compare")
                 with gr.Row():
                     masked, completed, generated = (
                         gr.Image(label=label, format="png", interactive=False, height=RESULT_HEIGHT,
                                  buttons=["download", "fullscreen"], elem_id=elem_id,
                                  elem_classes=["result"])
-                        for label, elem_id in (("Masked", "masked"), ("Completed", "completed"),
+                        for label, elem_id in (("Masked (the face's crop)", "masked"),
+                                               ("Completed: the search", "completed"),
                                                ("G(z)", "generated")))
-                downloads = gr.File(label="Downloads: the repaired PNG at full size (a crop's "
-                                          "search as a GIF too)",
+                gallery = gr.Gallery(label="Alternatives: pick one", columns=3, height="auto",
+                                     allow_preview=False, visible=False, elem_id="variants")
+                spread = gr.Image(label="Spread of the alternatives (bright: a guess)",
+                                  type="filepath", interactive=False, visible=False,
+                                  elem_id="spread")
+                downloads = gr.File(label="Downloads: the repaired photo (PNG, JPEG) at full "
+                                          "size, the mask used, the search as a GIF",
                                     file_count="multiple", interactive=False,
                                     elem_id="downloads")
-        event = run.click(complete, [editor, kind, iterations, lam, restarts, seed, optimizer],
-                          [status, masked, completed, generated, downloads, problem],
-                          api_name="complete", preprocess=False, show_progress="minimal",
-                          show_progress_on=[status])
+                chosen = gr.State(None)
+                searched = gr.State(None)  # the upload last searched for damage
+        event = run.click(
+            complete, [editor, kind, iterations, lam, restarts, seed, optimizer, variants],
+            [status, masked, completed, generated, downloads, problem, compare, gallery, spread,
+             chosen],
+            api_name="complete", preprocess=False, show_progress="minimal",
+            show_progress_on=[status])
         cancel.click(None, cancels=[event])
+        gallery.select(pick, [chosen], [compare, downloads, status], api_name=False)
+        editor.upload(uploaded, [editor, threshold, searched],
+                      [editor, status, problem, searched], api_name=False, preprocess=False)
+        find.click(find_damage, [editor, threshold], [editor, status, problem],
+                   api_name="find_damage", preprocess=False)
+        kind.input(preview_kind, [editor, kind, seed], [editor, kind, status, problem],
+                   api_name="preview_kind", preprocess=False)
         app.unload(forget)  # the tab was closed: its downloads go
     return app.queue(default_concurrency_limit=options.concurrency, max_size=options.queue_size)
 
@@ -661,7 +994,8 @@ def _gradio_files_in(folder):
 
 @contextlib.contextmanager
 def running(completer: Completer, options: ServeOptions | None = None,
-            mask_options: MaskOptions | None = None):
+            mask_options: MaskOptions | None = None, detector=None,
+            detect_options: DetectOptions | None = None):
     """The page served in the background, as :func:`serve` serves it; yields its URL and its
     temporary folder.
 
@@ -672,7 +1006,8 @@ def running(completer: Completer, options: ServeOptions | None = None,
     with tempfile.TemporaryDirectory(prefix="dcgan-complete-serve-") as temp, \
             _gradio_files_in(temp):
         import_gradio()  # after GRADIO_TEMP_DIR is set: some of its folders are fixed on import
-        app = build_app(completer, options, mask_options, work_dir=temp)
+        app = build_app(completer, options, mask_options, work_dir=temp, detector=detector,
+                        detect_options=detect_options)
         app.launch(**launch_options(options, temp))
         try:
             yield app.local_url, Path(temp)
@@ -681,7 +1016,8 @@ def running(completer: Completer, options: ServeOptions | None = None,
 
 
 def serve(completer: Completer, options: ServeOptions | None = None,
-          mask_options: MaskOptions | None = None, ready=None):
+          mask_options: MaskOptions | None = None, ready=None, detector=None,
+          detect_options: DetectOptions | None = None):
     """Serve the page until Ctrl-C or SIGTERM (KeyboardInterrupt, raised again afterwards).
 
     Every file (uploads, results) lives in one temporary folder, removed when the server stops.
@@ -690,14 +1026,28 @@ def serve(completer: Completer, options: ServeOptions | None = None,
     ----------
     ready : callable(url, temp_folder), optional
         Called once the page is up.
+    detector, detect_options
+        The damage detector and its settings (see :func:`build_app`).
     """
     options = options or ServeOptions()
     check_serving(options, port=False)
-    with running(completer, options, mask_options) as (url, temp):
+    with running(completer, options, mask_options, detector, detect_options) as (url, temp):
         if ready is not None:
             ready(url, str(temp))
         while True:
             time.sleep(3600)
+
+
+def page_detector(detect_options: DetectOptions, model_dir=None):
+    """The damage detector of the page: ``detect_options.detector``, else the model folder's,
+    else (the bundled model) the bundled one; None when a model folder has none and none is
+    named (the user paints all of the damage)."""
+    from dcgan_complete.detector import DETECTOR_FILE, locate_detector
+
+    if detect_options.detector is None and model_dir is not None and \
+            not (Path(model_dir) / DETECTOR_FILE).is_file():
+        return None
+    return locate_detector(detect_options.detector, model_dir)
 
 
 def check_serving(options: ServeOptions, port=True):

@@ -35,6 +35,7 @@ from dcgan_complete.options import (
 from dcgan_complete.options import (DETECT_OUT, MAX_DETECTOR_FILTERS, MAX_DETECTOR_LEVELS,
                                     MAX_DETECTOR_TILE, MAX_GROW, DetectOptions,
                                     DetectorOptions)
+from dcgan_complete.options import MAX_VARIANTS
 
 
 def _flag(option):
@@ -399,6 +400,12 @@ def _with_options(options):
 @_bulk("devices", help="With --distribute mirrored: the devices, as GPU:0,GPU:1  [default: every "
                        "GPU]. CPU:0,CPU:1 splits the CPU (for trying it out).")
 @_search("seed", type=_SEED, help="Seed for random masks and starting z.")
+@_search("variants", metavar="N", type=click.IntRange(1, MAX_VARIANTS),
+         help="Fills to choose from per image: the usual one and N-1 more from search starts "
+              "kept apart (each costs one more start per image). With N > 1 also writes "
+              "NAME.variant1.png ... NAME.variantN.png (variant1 = NAME.png's pixels; PNG even "
+              "with --format jpg) and NAME.spread.png, where the fills disagree: bright = a "
+              "guess, dark = pinned down by the known pixels.")
 @_with_options(_DETECT_OPTIONS)
 @_with_options(_RUN_OPTIONS)
 @_friendly_errors
@@ -426,6 +433,9 @@ def complete(images, mask, out_dir, checkpoint_dir, center_scale, fraction, fram
       NAME.masked.png     the photo with its hole gray
       NAME.face0.png ...  each repaired face, as the aligned crop the model completed
       NAME.face0.gif ...  with --gif: the search shown on the face's region of the photo
+    and for either, with --variants N (N > 1):
+      NAME.variant1.png ... NAME.variantN.png  the N fills (variant1 is NAME.png's)
+      NAME.spread.png     their per-pixel spread over the fill: bright where they disagree
     An input whose outputs would take another's name (or summary.png's) gets the next free name
     (NAME_2), and the run says so.
     """
@@ -747,10 +757,14 @@ def _serve(name, *decls, **kwargs):
         help="Larger images are refused before they are decoded.")
 @_with_options(_COMPLETION_OPTIONS)
 @_search("seed", type=_SEED, help="The page's default seed (random masks and starting z).")
+@_with_options(_DETECT_OPTIONS[:2])
+@_detect("detector", type=click.Path(path_type=str),
+         help="The damage detector that paints what it finds on each upload  [default: the "
+              "model folder's, or the bundled one; none: the user paints it all]")
 @_with_options(_RUN_OPTIONS)
 @_friendly_errors
 def serve(host, port, concurrency, queue_size, max_upload_mb, max_megapixels, checkpoint_dir,
-          center_scale, fraction, threads, **options):
+          center_scale, fraction, threshold, grow, detector, threads, **options):
     """Serve a web page on which to paint over the damage on a face and watch it fill.
 
     Upload a face or pick a sample, paint over the damage (or pick a mask kind), press
@@ -764,13 +778,19 @@ def serve(host, port, concurrency, queue_size, max_upload_mb, max_megapixels, ch
     options = CompleteOptions(**options)
     mask_options = MaskOptions(center_scale, fraction)
     _start_tensorflow(threads)
-    from dcgan_complete.app import check_serving, serve as run_server
+    from dcgan_complete.app import check_serving, page_detector, serve as run_server
     from dcgan_complete.search import load_completer
 
     if serve_options.public:
         click.echo(f"warning: --host {host} lets anyone who can reach this machine on the "
                    "network use the page (and its CPU)", err=True)
+    detect_options = DetectOptions(threshold, grow, detector=detector)
     check_serving(serve_options)
     completer = load_completer(checkpoint_dir, options)
-    run_server(completer, serve_options, mask_options,
+    found = page_detector(detect_options, checkpoint_dir)
+    if found is None:
+        click.echo(f"note: {display_name(checkpoint_dir)} has no damage detector: the page "
+                   "asks the user to paint all of the damage (--detector names one)", err=True)
+    run_server(completer, serve_options, mask_options, detector=found,
+               detect_options=detect_options,
                ready=lambda url, temp: click.echo(f"serving on {url} (Ctrl-C to stop)"))

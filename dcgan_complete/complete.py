@@ -6,7 +6,9 @@ the run's inputs or masks (:func:`dcgan_complete.outputs.check_out_dir`), and th
 fit their images.  Aligned crops are completed by the search of
 :mod:`dcgan_complete.search`; photos (images that are not the model's size) are repaired at
 their own size by :class:`dcgan_complete.photo.PhotoRepairer`, crops of the same run in the
-same batched search.  The run's wall time is reported by stage.
+same batched search.  With ``options.variants`` N > 1 every input also gets N fills to choose
+from and their spread map (:mod:`dcgan_complete.variants`).  The run's wall time is reported by
+stage.
 
 Example
 -------
@@ -73,6 +75,7 @@ class CompletionSummary:
     renamed: list = dataclasses.field(default_factory=list)  # (path, output name)
     photos: list = dataclasses.field(default_factory=list)   # PhotoSummary per photo
     timings: dict = dataclasses.field(default_factory=dict)  # seconds per stage (TIMING_KEYS)
+    variants: int = 1      # fills written per input (NAME.variantK.png, NAME.spread.png)
 
     def lines(self):
         """What the command line prints after the run: skipped inputs, renamed outputs, each
@@ -93,9 +96,11 @@ class CompletionSummary:
                        f"{photo.classical_pixels}")
             out += [f"  {line}" for line in photo.faces]
         stages = ", ".join(f"{k} {v:.1f}" for k, v in self.timings.items() if v >= 0.05)
+        variants = f", {self.variants} variants each (NAME.variant1-{self.variants}.png, " \
+            "NAME.spread.png)" if self.variants > 1 else ""
         out.append(f"completed {self.completed} image(s) in {self.seconds:.1f} s"
-                   f"{f' ({stages})' if stages else ''}, {self.iterations} iterations; "
-                   f"results in {display_name(self.out_dir)}/")
+                   f"{f' ({stages})' if stages else ''}, {self.iterations} iterations"
+                   f"{variants}; results in {display_name(self.out_dir)}/")
         return out
 
 
@@ -124,9 +129,10 @@ def complete_files(paths, mask="center", out_dir=COMPLETE_OUT, checkpoint_dir=No
     """What ``dcgan-complete complete`` does: read, mask, complete, blend and write everything.
 
     Writes, for every input NAME: NAME.png, NAME.masked.png, NAME.generated.png, and with
-    ``frames``/``gif`` frames/NAME/NNNNN.png and NAME.gif; plus summary.png and losses.csv
-    (see :mod:`dcgan_complete.outputs`).  Everything that can be checked is checked before the
-    search starts.
+    ``frames``/``gif`` frames/NAME/NNNNN.png and NAME.gif, with ``options.variants`` N > 1
+    NAME.variant1.png ... NAME.variantN.png and NAME.spread.png; plus summary.png and
+    losses.csv (see :mod:`dcgan_complete.outputs`).  Everything that can be checked is checked
+    before the search starts.
 
     With ``photo_options.input_mode`` ``auto`` (the default) an image that is not the model's
     size is a photo, repaired at its own size by :class:`~dcgan_complete.photo.PhotoRepairer`;
@@ -159,7 +165,7 @@ def complete_files(paths, mask="center", out_dir=COMPLETE_OUT, checkpoint_dir=No
     outputs.check_out_dir(out_dir, paths, mask)
     shard = bulk.shard_of
     if shard is not None:
-        outputs.check_shard_names(paths, shard[1])
+        outputs.check_shard_names(paths, shard[1], options.variants)
         paths = outputs.select_shard(paths, *shard)
         if not paths:
             return CompletionSummary(0, [], 0, Path(out_dir), 0.0, 0)
@@ -248,7 +254,7 @@ def _complete(paths, mask, out_dir, checkpoint_dir, options, frames, gif, strict
     iterations = run.result.iterations_run if run.result is not None else 0
     return CompletionSummary(len(crops) + len(photo_files), skipped, resized, Path(out_dir),
                              time.perf_counter() - started, iterations, renamed, summaries,
-                             timings)
+                             timings, options.variants)
 
 
 def _find_damage(crops, photos, options, checkpoint_dir):

@@ -59,6 +59,9 @@ MAX_WORKERS = 256
 # available too, once it knows the model: check_search_memory).
 MAX_BATCH_SIZE = 1024
 MAX_RESTARTS = 100
+# Fills to choose from per image (complete --variants): each beyond the first adds one start
+# per image to the search, and --variants N writes N + 1 more images per input.
+MAX_VARIANTS = 8
 # Generator updates per discriminator update: the loop is unrolled into the compiled step.
 MAX_G_STEPS = 10
 # Search steps (--iterations, --out-interval): TensorFlow counts them in 64-bit integers; a
@@ -268,6 +271,8 @@ class CompleteOptions:
     # a search from the encoder's guess E adds anchor * ||z - E||^2 to its loss: on 101
     # held-out faces this kept dlib's face in center/left fills the search otherwise lost (README)
     anchor: float = 10.0
+    # fills per image from starts kept apart (Completer.complete): 1 = the usual best alone
+    variants: int = 1
 
     def __post_init__(self):
         _choice("prior", self.prior, PRIORS)
@@ -281,6 +286,7 @@ class CompleteOptions:
         _at_least(self, 1, "window", high=MAX_WINDOW)
         _at_least(self, 1, "iterations", "out_interval", high=MAX_ITERATIONS)
         _at_least(self, 1, "restarts", high=MAX_RESTARTS)
+        _at_least(self, 1, "variants", high=MAX_VARIANTS)
         _at_least(self, 1, "batch_size", high=MAX_BATCH_SIZE)
         _seed(self)
         if self.window % 2 == 0:
@@ -436,7 +442,8 @@ def _check_memory(need, options, what, advice):
 def check_search_memory(options: CompleteOptions, images, bytes_per_start):
     """Refuse, before it starts, a search whose batch of starts cannot fit in memory.
 
-    One batch searches ``restarts`` starts for each of up to ``batch_size`` images at once.
+    One batch searches ``restarts`` starts for each of up to ``batch_size`` images at once, and
+    with ``variants`` V > 1 then V - 1 starts each, the other fills' (a batch of their own).
 
     Parameters
     ----------
@@ -449,14 +456,20 @@ def check_search_memory(options: CompleteOptions, images, bytes_per_start):
     Raises
     ------
     OptionError
-        Naming ``batch_size`` and ``restarts``, with the estimate and the memory available.
+        Naming ``batch_size`` and ``restarts`` (or ``variants``, when its batch is the larger),
+        with the estimate and the memory available.
     """
     batch = min(images, options.batch_size)
-    starts = batch * options.restarts
-    _check_memory(starts * bytes_per_start, ("batch_size", "restarts"),
-                  f"searching {starts} starts at once ({{restarts}} {options.restarts} for each "
-                  f"of the {batch} image(s) of a batch, {{batch_size}} {options.batch_size})",
-                  "lower {batch_size} or {restarts}")
+    starts = batch * max(options.restarts, options.variants - 1)
+    if options.variants - 1 > options.restarts:
+        names, each = ("batch_size", "variants"), f"{{variants}} {options.variants} - 1"
+        advice = "lower {batch_size} or {variants}"
+    else:
+        names, each = ("batch_size", "restarts"), f"{{restarts}} {options.restarts}"
+        advice = "lower {batch_size} or {restarts}"
+    _check_memory(starts * bytes_per_start, names,
+                  f"searching {starts} starts at once ({each} for each of the {batch} image(s) "
+                  f"of a batch, {{batch_size}} {options.batch_size})", advice)
 
 
 def default(options_class, name):

@@ -7,8 +7,10 @@ input whose outputs would collide is given the next free name (``x_2``).
 
 Per aligned crop NAME: ``NAME.png``, ``NAME.masked.png``, ``NAME.generated.png``, ``NAME.gif``,
 ``frames/NAME/``; per photo NAME: ``NAME.png`` (or ``.jpg``), ``NAME.masked.png``,
-``NAME.faceK.png``, ``NAME.faceK.gif``, ``frames/NAME/faceK/``; per run ``summary.png`` and
-``losses.csv``.  Everything is written atomically (:mod:`dcgan_complete.files`).
+``NAME.faceK.png``, ``NAME.faceK.gif``, ``frames/NAME/faceK/``; with ``--variants N`` (N > 1),
+for either, ``NAME.variant1.png`` ... ``NAME.variantN.png`` (variant1 is NAME's fill) and
+``NAME.spread.png``; per run ``summary.png`` and ``losses.csv``.  Everything is written
+atomically (:mod:`dcgan_complete.files`).
 
 Example
 -------
@@ -26,31 +28,45 @@ from dcgan_complete import masks as mask_lib
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.files import display_name, ensure_writable_dir, is_inside, write_csv
 from dcgan_complete.options import AUTO_MASK, PhotoOptions
+from dcgan_complete.variants import spread_map, spread_picture
 
 # Per input NAME: NAME.png, NAME.masked.png, NAME.generated.png, NAME.gif, frames/NAME/.
 OUTPUT_SUFFIXES = ("", ".masked", ".generated")
 SUMMARY_FILE, LOSSES_FILE, FRAMES_DIR = "summary.png", "losses.csv", "frames"
 RUN_FILES = (SUMMARY_FILE, LOSSES_FILE, FRAMES_DIR)
+# With --variants N (N > 1): NAME.variant1.png ... NAME.variantN.png, and NAME.spread.png.
+VARIANT_SUFFIX, SPREAD_SUFFIX = ".variant", ".spread"
 
 
-def output_files(name, faces=None, photo_format="png"):
+def variant_files(name, variants=1):
+    """The files ``--variants`` adds for an input named ``name``: none for one fill, else
+    NAME.variant1.png ... NAME.variantN.png and NAME.spread.png."""
+    if variants <= 1:
+        return []
+    return [f"{name}{VARIANT_SUFFIX}{k}.png" for k in range(1, variants + 1)] + \
+        [f"{name}{SPREAD_SUFFIX}.png"]
+
+
+def output_files(name, faces=None, photo_format="png", variants=1):
     """The files and folders one input named ``name`` writes in the output folder; for a photo
     (``faces``: its number of faces to repair) NAME.png or .jpg, NAME.masked.png, NAME.faceK.png
-    and NAME.faceK.gif."""
+    and NAME.faceK.gif; and for either, with ``variants`` > 1, :func:`variant_files`."""
     if faces is not None:
         return [f"{name}.{photo_format}", f"{name}.masked.png", f"{FRAMES_DIR}/{name}"] + \
-            [f"{name}.face{k}.{ext}" for k in range(faces) for ext in ("png", "gif")]
+            [f"{name}.face{k}.{ext}" for k in range(faces) for ext in ("png", "gif")] + \
+            variant_files(name, variants)
     return [f"{name}{suffix}.png" for suffix in OUTPUT_SUFFIXES] + \
-        [f"{name}.gif", f"{FRAMES_DIR}/{name}"]
+        [f"{name}.gif", f"{FRAMES_DIR}/{name}"] + variant_files(name, variants)
 
 
-def output_names(paths, faces=None, photo_format="png"):
+def output_names(paths, faces=None, photo_format="png", variants=1):
     """A distinct output name for every input, such that no output of one input has the name of
     another's or of the run's own files: its stem, else ``STEM_2``, ``STEM_3``...
 
     Names are compared case-insensitively, so the outputs are distinct on any file system.
-    ``faces`` (one entry per path: None for an aligned crop, a photo's number of faces) and
-    ``photo_format`` say which files a photo writes (see :func:`output_files`).
+    ``faces`` (one entry per path: None for an aligned crop, a photo's number of faces),
+    ``photo_format`` and ``variants`` say which files an input writes (see
+    :func:`output_files`).
 
     Example
     -------
@@ -62,9 +78,10 @@ def output_names(paths, faces=None, photo_format="png"):
     for path, count in zip(paths, faces or [None] * len(paths)):
         stem = Path(path).stem
         name, k = stem, 2
-        while any(f.casefold() in taken for f in output_files(name, count, photo_format)):
+        files = lambda name: output_files(name, count, photo_format, variants)  # noqa: E731
+        while any(f.casefold() in taken for f in files(name)):
             name, k = f"{stem}_{k}", k + 1
-        taken.update(f.casefold() for f in output_files(name, count, photo_format))
+        taken.update(f.casefold() for f in files(name))
         names.append(name)
     return names
 
@@ -93,10 +110,10 @@ def shard_run_files(shard):
             f"{Path(LOSSES_FILE).stem}{tag}{Path(LOSSES_FILE).suffix}")
 
 
-def check_shard_names(paths, n):
+def check_shard_names(paths, n, variants=1):
     """Refuse inputs whose outputs would collide across N shards: a shard names its outputs
     without knowing the others' inputs, so no two inputs may need the same name (nor a name
-    of a shard's summary or losses file).
+    of a shard's summary or losses file).  ``variants``: as :func:`output_files` takes it.
 
     Raises
     ------
@@ -105,8 +122,9 @@ def check_shard_names(paths, n):
     """
     ordered = sorted(paths, key=str)
     reserved = {f.casefold() for k in range(1, n + 1) for f in shard_run_files((k, n))}
-    for path, name in zip(ordered, output_names(ordered)):
-        if name != Path(path).stem or any(f.casefold() in reserved for f in output_files(name)):
+    for path, name in zip(ordered, output_names(ordered, variants=variants)):
+        if name != Path(path).stem or any(f.casefold() in reserved
+                                          for f in output_files(name, variants=variants)):
             raise OptionError("shard", f"with {{shard}} every input needs outputs of its own "
                                        f"name: rename {display_name(path)}, whose name another "
                                        "input or a shard's summary has")
@@ -150,14 +168,18 @@ def check_out_dir(out_dir, inputs, mask_spec=None):
 
 def write_outputs(out_dir, names, images, result, frames=False, gif=False,
                   run_files=True, shard=None):
-    """Write NAME.png, NAME.masked.png, NAME.generated.png (+ frames, GIF), and with
-    ``run_files`` summary.png and losses.csv, for a CompletionResult (``names`` from
-    :func:`output_names`)."""
+    """Write NAME.png, NAME.masked.png, NAME.generated.png (+ frames, GIF; with the result's
+    ``variants``, NAME.variantK.png and NAME.spread.png), and with ``run_files`` summary.png
+    and losses.csv, for a CompletionResult (``names`` from :func:`output_names`)."""
     out_dir = Path(out_dir)
     for k, name in enumerate(names):
         for suffix, image in zip(OUTPUT_SUFFIXES, (result.completed[k], result.masked[k],
                                                    result.generated[k])):
             imgs.write_image(out_dir / f"{name}{suffix}.png", image)
+        if result.variants is not None:
+            # known pixels are copied into every fill, so they spread nowhere
+            write_variants(out_dir, name, list(result.variants[k]),
+                           spread_map(result.variants[k]), result.completed[k])
         if frames:
             for iteration, frame in zip(result.frame_iterations, result.frames[k]):
                 imgs.write_image(out_dir / FRAMES_DIR / name / f"{iteration:05d}.png", frame)
@@ -183,6 +205,16 @@ def write_run_files(out_dir, names, images, result, shard=None):
                for k, it, c, p, t in result.history])
 
 
+def write_variants(out_dir, name, variants, spread, under):
+    """Write NAME.variant1.png ... (``variants``: uint8 images, the first being NAME's fill)
+    and NAME.spread.png, the picture of ``spread`` drawn over ``under``
+    (:func:`~dcgan_complete.variants.spread_picture`)."""
+    files = variant_files(name, len(variants))
+    for file, image in zip(files, variants):
+        imgs.write_image(Path(out_dir) / file, image)
+    imgs.write_image(Path(out_dir) / files[-1], spread_picture(spread, under))
+
+
 def write_photo_outputs(out_dir, name, repair, photo_options: PhotoOptions | None = None,
                         frames=False, gif=False, frame_iterations=()):
     """Write one photo's outputs (see the module's docstring) for a
@@ -201,6 +233,8 @@ def write_photo_outputs(out_dir, name, repair, photo_options: PhotoOptions | Non
                   pool.submit(imgs.write_image, out_dir / f"{name}.masked.png", repair.masked)]
         for write in writes:
             write.result()
+    if repair.variants is not None:
+        write_variants(out_dir, name, repair.variants, repair.spread, repair.repaired)
     for k, face in enumerate(repair.faces):
         imgs.write_image(out_dir / f"{name}.face{k}.png", face.completed)
         if frames:

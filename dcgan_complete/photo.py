@@ -22,7 +22,10 @@ photo comes out, changed only in the hole:
 6. hole pixels that no face frame covers (damage in the background) are filled classically,
    with OpenCV's Telea;
 7. the fill is drawn at the model's size (64 px) and so is smoother than a large face around
-   it; with ``grain`` the photo's own fine noise, measured around the hole, is added to it.
+   it; with ``grain`` the photo's own fine noise, measured around the hole, is added to it;
+8. with the search's ``variants`` V > 1, steps 5-7 are done again for each face's other fills
+   (the same grain), giving V repaired photos and their spread map
+   (:func:`~dcgan_complete.variants.spread_map`) over the hole.
 
 Pixels outside the hole are bit-identical to the input; faces whose frame holds no hole are not
 searched.  Everything here is numpy, scipy, OpenCV and dlib; the search is the Completer's.
@@ -35,6 +38,7 @@ Example
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from pathlib import Path
@@ -49,6 +53,7 @@ from dcgan_complete.align import (INNER_EYES_AND_BOTTOM_LIP, FaceAligner, affine
 from dcgan_complete.blend import poisson_blend
 from dcgan_complete.classical import HOLE_GRAY, telea_fill
 from dcgan_complete.options import PhotoOptions
+from dcgan_complete.variants import spread_map
 
 LUMA = np.array([0.299, 0.587, 0.114])  # gray of a fill in a grayscale photo (ITU-R BT.601)
 # Grain: the fine noise is what a Gaussian blur of this sigma removes; it is measured on the known
@@ -244,6 +249,8 @@ class FaceRepair:
         Photo pixels filled from this face.
     frames : list of ndarray
         The completion every ``out_interval`` iterations (with ``frames=True``).
+    variant_generated : ndarray of uint8, shape (V, S, S, 3), or None
+        With the search's ``variants`` V > 1: G(z) of each fill, the first being ``generated``.
     """
 
     frame: FaceFrame
@@ -255,6 +262,7 @@ class FaceRepair:
     loss: float = float("nan")
     pixels: int = 0
     frames: list = dataclasses.field(default_factory=list, repr=False)
+    variant_generated: np.ndarray = dataclasses.field(default=None, repr=False)
 
     @property
     def box(self):
@@ -291,6 +299,14 @@ class PhotoRepair:
         For every hole pixel, the index in ``faces`` whose fill it took (-1: Telea, or known).
     unaligned : list of UnalignedFace
         Faces found over the hole that could not be aligned: Telea filled them.
+    variants : list of ndarray of uint8, shape (H, W, 3), or None
+        With the search's ``variants`` V > 1: V repaired photos, ``variants[0]`` being
+        ``repaired`` itself, each filled from every face's fill of that rank and otherwise made
+        as ``repaired`` is (Telea and the grain the same; identical outside the hole).  None
+        with one fill.
+    spread : ndarray of float32, shape (H, W), or None
+        With ``variants``: their per-pixel spread (:func:`~dcgan_complete.variants.spread_map`),
+        0 outside the hole and where Telea filled it.  None with one fill.
     """
 
     repaired: np.ndarray
@@ -303,6 +319,8 @@ class PhotoRepair:
     timings: dict
     owner: np.ndarray = dataclasses.field(repr=False, default=None)
     unaligned: list = dataclasses.field(default_factory=list)
+    variants: list = dataclasses.field(repr=False, default=None)
+    spread: np.ndarray = dataclasses.field(repr=False, default=None)
 
     @property
     def hole_pixels(self):
@@ -517,7 +535,8 @@ class PhotoRepairer:
         return PhotoPlan(photo, known, prefilled, frames, faces, _is_gray(photo, known), timings,
                          unaligned)
 
-    def finish(self, plan, generated, z=None, loss=None, frames=None, rng=None):
+    def finish(self, plan, generated, z=None, loss=None, frames=None, variant_generated=None,
+               rng=None):
         """Carry the faces' G(z) back into the photo, blend them there (each face once, at the
         photo's resolution) and fill the rest of the hole.
 
@@ -529,8 +548,12 @@ class PhotoRepairer:
             share of the hole.
         z, loss, frames : sequences, optional
             Kept in the FaceRepairs (the best z, its loss, the search's frames).
+        variant_generated : sequence of uint8 (V, S, S, 3), optional
+            With the search's ``variants`` V > 1: every fill of each face, the first being
+            ``generated``'s; each rank k gives the photo ``PhotoRepair.variants[k]``.  Without
+            it (and V > 1), every variant is the repair itself.
         rng : numpy Generator or int, optional
-            For the grain.
+            For the grain (the variants take the same grain as the repair).
 
         Returns
         -------
@@ -544,32 +567,31 @@ class PhotoRepairer:
             face.z = None if z is None else np.asarray(z[k])
             face.loss = float("nan") if loss is None else float(loss[k])
             face.frames = [] if frames is None else list(frames[k])
+            face.variant_generated = None if variant_generated is None else \
+                np.asarray(variant_generated[k])
         tic = time.perf_counter()
         owner = _owners(plan.faces, hole)
         timings["warp"] += time.perf_counter() - tic
         tic = time.perf_counter()
-        repaired = plan.prefilled.copy()  # Telea everywhere in the hole, to begin with
         rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-        warp_seconds = 0.0
-        labels, _ = ndimage.label(owner >= 0, structure=_CROSS)
-        for index, window in enumerate(ndimage.find_objects(labels), start=1):
-            if window is None:
-                continue
-            top, bottom, left, right = _grow(window, 1, hole.shape)
-            part = labels[top:bottom, left:right] == index
-            w0 = time.perf_counter()
-            guidance = _guidance(plan.faces, owner[top:bottom, left:right], part, top, left,
-                                 plan.gray)
-            warp_seconds += time.perf_counter() - w0
-            base = repaired[top:bottom, left:right].astype(np.float64)
-            blended = poisson_blend(base, guidance, ~part, clip=(0.0, 255.0))
-            if self.options.grain:
-                blended = _add_grain(blended, photo[top:bottom, left:right], part,
-                                     known[top:bottom, left:right], rng, plan.gray)
-            filled = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-            repaired[top:bottom, left:right][part] = filled[part]
-        # bit-identical outside the hole, whatever happened above
-        np.copyto(repaired, photo, where=known[..., None])
+        count = self.completer.options.variants
+        # the variants draw the repair's grain again: they differ by their fills alone
+        grain_rng = copy.deepcopy(rng) if count > 1 else None
+        repaired, warp_seconds = self._fill(plan, owner, [f.generated for f in plan.faces], rng)
+        variants = spread = None
+        if count > 1:
+            variants = [repaired]
+            have = variant_generated is not None and len(plan.faces) > 0
+            for rank in range(1, count):
+                if not have:
+                    variants.append(repaired.copy())
+                    continue
+                fill, seconds = self._fill(plan, owner,
+                                           [f.variant_generated[rank] for f in plan.faces],
+                                           copy.deepcopy(grain_rng))
+                variants.append(fill)
+                warp_seconds += seconds
+            spread = spread_map(np.stack(variants), hole)
         timings["warp"] += warp_seconds
         timings["blend"] = time.perf_counter() - tic - warp_seconds
         for k, face in enumerate(plan.faces):
@@ -581,7 +603,36 @@ class PhotoRepairer:
         masked[hole] = HOLE_GRAY
         return PhotoRepair(repaired, masked, known, plan.faces,
                            len(plan.frames) + len(plan.unaligned), model_pixels,
-                           int(hole.sum()) - model_pixels, timings, owner, plan.unaligned)
+                           int(hole.sum()) - model_pixels, timings, owner, plan.unaligned,
+                           variants, spread)
+
+    def _fill(self, plan, owner, crops, rng):
+        """The photo with its hole filled: each face's share from its crop in ``crops``
+        (carried back and Poisson-blended, with the grain), the rest by Telea; and the seconds
+        spent carrying crops back."""
+        photo, known = plan.photo, plan.known
+        repaired = plan.prefilled.copy()  # Telea everywhere in the hole, to begin with
+        warp_seconds = 0.0
+        labels, _ = ndimage.label(owner >= 0, structure=_CROSS)
+        for index, window in enumerate(ndimage.find_objects(labels), start=1):
+            if window is None:
+                continue
+            top, bottom, left, right = _grow(window, 1, known.shape)
+            part = labels[top:bottom, left:right] == index
+            w0 = time.perf_counter()
+            guidance = _guidance(plan.faces, crops, owner[top:bottom, left:right], part, top,
+                                 left, plan.gray)
+            warp_seconds += time.perf_counter() - w0
+            base = repaired[top:bottom, left:right].astype(np.float64)
+            blended = poisson_blend(base, guidance, ~part, clip=(0.0, 255.0))
+            if self.options.grain:
+                blended = _add_grain(blended, photo[top:bottom, left:right], part,
+                                     known[top:bottom, left:right], rng, plan.gray)
+            filled = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+            repaired[top:bottom, left:right][part] = filled[part]
+        # bit-identical outside the hole, whatever happened above
+        np.copyto(repaired, photo, where=known[..., None])
+        return repaired, warp_seconds
 
     def repair(self, photos, masks, frames=False, progress=None, rng=None, mask_params=None):
         """Repair several photos, with one batched search over all their faces.
@@ -655,8 +706,10 @@ class PhotoRepairer:
         Returns
         -------
         list
-            Per plan, ``(generated, z, loss, frames)`` for :meth:`finish`; with
-            ``extra``, a pair (that list, the CompletionResult of the whole batch).
+            Per plan, ``(generated, z, loss, frames, variant_generated)`` for :meth:`finish`
+            (``variant_generated``: (faces, V, S, S, 3) with the search's ``variants`` V > 1,
+            else None); with ``extra``, a pair (that list, the CompletionResult of the whole
+            batch).
         """
         crops = [c for plan in plans for c in plan.crops]
         masks = [m for plan in plans for m in plan.masks]
@@ -678,11 +731,13 @@ class PhotoRepairer:
             # the batch's time, shared by faces
             plan.timings["search"] = seconds * len(plan.faces) / max(len(crops), 1)
             if result is None or stop == start:
-                parts.append(([], None, None, None))
+                parts.append(([], None, None, None, None))
             else:
                 parts.append((result.generated[start:stop], result.z[start:stop],
                               result.loss[start:stop],
-                              result.frames[start:stop] if frames else None))
+                              result.frames[start:stop] if frames else None,
+                              None if result.variant_generated is None else
+                              result.variant_generated[start:stop]))
             start = stop
         return (parts, result) if extra is not None else parts
 
@@ -721,7 +776,8 @@ class PhotoRepairer:
         plans = [self.plan(photo, mask, rng, **(mask_params or {})) for _, photo, mask in photos]
         paths = list(crop_paths) + [Path(p) for p, _, _ in photos]
         names = outputs.output_names(paths, [None] * len(crop_paths) +
-                                     [len(p.faces) for p in plans], self.options.format)
+                                     [len(p.faces) for p in plans], self.options.format,
+                                     self.completer.options.variants)
         crop_names, photo_names = names[:len(crop_paths)], names[len(crop_paths):]
         from dcgan_complete.search import progress_bar
 
@@ -868,9 +924,10 @@ def _sample(crop, frame, ys, xs):
                      for c in range(3)], axis=-1)
 
 
-def _guidance(faces, owner, part, top, left, gray):
-    """The carried-back fill over a window: at every pixel, the completion of the face that owns
-    the part of the hole it belongs to, or whose frame it lies deepest inside."""
+def _guidance(faces, crops, owner, part, top, left, gray):
+    """The carried-back fill over a window: at every pixel, the fill (``crops``, one per face)
+    of the face that owns the part of the hole it belongs to, or whose frame it lies deepest
+    inside."""
     h, w = owner.shape
     ys, xs = np.mgrid[0:h, 0:w]
     ys, xs = ys + top, xs + left
@@ -884,7 +941,7 @@ def _guidance(faces, owner, part, top, left, gray):
     guidance = np.zeros((h, w, 3))
     for i in ids:
         at = which == i
-        guidance[at] = _sample(faces[i].generated, faces[i].frame, ys[at], xs[at])
+        guidance[at] = _sample(crops[i], faces[i].frame, ys[at], xs[at])
     if gray:
         guidance[:] = (guidance @ LUMA)[..., None]
     return guidance

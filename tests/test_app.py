@@ -37,10 +37,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from dcgan_complete import images as imgs
+from dcgan_complete.classical import HOLE_GRAY
 from dcgan_complete.cli import main
 from dcgan_complete.images import samples_dir
 from dcgan_complete.images import read_image, write_image
-from dcgan_complete.options import CompleteOptions, ServeOptions
+from dcgan_complete.options import CompleteOptions, DetectOptions, ServeOptions
 
 from conftest import make_faces
 
@@ -56,7 +57,7 @@ pytestmark = [pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting'"
 REPO = Path(__file__).resolve().parent.parent
 SEARCH = dict(iterations=40, out_interval=10, seed=0)  # a few previews, in well under a second
 # every value of the page's form after the editor and the mask menu, in order
-FORM = dict(iterations=40, lam=0.1, restarts=1, seed=0, optimizer="momentum")
+FORM = dict(iterations=40, lam=0.1, restarts=1, seed=0, optimizer="momentum", variants=1)
 
 
 def free_port():
@@ -110,7 +111,7 @@ def _complete(client, editor, kind=BRUSH_ONLY, **form):
 # ------------------------------------------------------------------------------------------ API
 def test_api_fills_the_painted_pixels_and_keeps_the_others(client, tmp_path):
     face, face_png, stroke_png = _face_and_stroke(tmp_path)
-    status, masked, completed, generated, downloads, _ = _complete(
+    status, masked, completed, generated, downloads, _, compare, gallery, spread = _complete(
         client, _editor(face_png, stroke_png))
     completed, masked = read_image(completed), read_image(masked)
     hole = np.zeros((16, 16), bool)
@@ -120,10 +121,20 @@ def test_api_fills_the_painted_pixels_and_keeps_the_others(client, tmp_path):
     assert not np.array_equal(completed[hole], face[hole])    # the stroke was filled
     assert np.array_equal(masked[~hole], face[~hole]) and (np.ptp(masked[hole], axis=0) <= 1).all()
     assert status.startswith("Done: 40 iterations")
-    assert [Path(p).name for p in downloads] == ["face-completed.png", "face-completed.gif"]
+    assert [Path(p).name for p in downloads] == [
+        "face-completed.png", "face-completed.jpg", "face-completed.mask.png",
+        "face-completed.gif"]
     assert np.array_equal(read_image(downloads[0]), completed)
-    with Image.open(downloads[1]) as gif:
+    assert np.abs(read_image(downloads[1]).astype(int) - completed).mean() < 8  # the JPEG
+    assert np.array_equal(read_image(downloads[2])[..., 0] == 0, hole)  # the mask: black = filled
+    with Image.open(downloads[3]) as gif:
         assert gif.n_frames == 1 + 40 // 10  # the masked input, then every 10 iterations
+    # the before/after: the masked input, then the completion; one fill: no alternatives
+    assert [Path(p).name for p in compare] == ["face-completed.before.png",
+                                               "face-completed.preview1.png"]
+    assert np.array_equal(read_image(compare[0]), masked)
+    assert np.array_equal(read_image(compare[1]), completed)
+    assert not gallery["visible"] and not spread["visible"]
 
 
 def test_api_mask_kind_adds_its_holes_and_follows_the_seed(client, tmp_path):
@@ -166,32 +177,173 @@ def _photo_and_stroke(tmp_path):
 
 def test_api_repairs_a_photo_at_its_size_and_says_who_repaired_the_face(client, tmp_path):
     photo, hole, photo_png, stroke_png = _photo_and_stroke(tmp_path)
-    status, masked, completed, generated, downloads, _ = _complete(
+    status, masked, completed, generated, downloads, _, compare, _, _ = _complete(
         client, _editor(photo_png, stroke_png))
-    completed = read_image(completed)
+    masked, completed = read_image(masked), read_image(completed)
+    assert masked.shape == completed.shape == (16, 16, 3)       # the face's crop
+    assert (masked == HOLE_GRAY).all(axis=2).any()               # the stroke, in the face's frame
+    completed = read_image(downloads[0])
     assert completed.shape == photo.shape                        # the upload's own size
+    assert np.array_equal(read_image(compare[1]), completed)     # shown at its size (< 2048 px)
     assert np.array_equal(completed[~hole], photo[~hole])        # only the stroke changed
     assert not np.array_equal(completed[hole], photo[hole])
     assert "Your image is 300x200: a photo" in status, status
     assert re.search(r"1 face\(s\) found, 1 repaired by the model", status), status
     assert re.search(r"face at \(\d+, \d+\)-\(\d+, \d+\): the model \(found by", status), status
     assert read_image(generated).shape == (16, 16, 3)            # the face's G(z)
-    assert [Path(p).name for p in downloads] == ["photo-completed.png"]
-    assert np.array_equal(read_image(downloads[0]), completed)   # the full-size PNG
+    assert [Path(p).name for p in downloads] == [
+        "photo-completed.png", "photo-completed.jpg", "photo-completed.mask.png",
+        "photo-completed.gif"]
+    assert np.array_equal(read_image(downloads[2]) == 0, np.repeat(hole[..., None], 3, 2))
+
+
+def test_api_alternatives_differ_in_the_hole_only_and_the_spread_map_shows_it(client,
+                                                                               tmp_path):
+    photo, hole, photo_png, stroke_png = _photo_and_stroke(tmp_path)
+    status, *_, downloads, _, compare, gallery, spread = _complete(
+        client, _editor(photo_png, stroke_png), variants=3)
+    fills = [read_image(item["image"]) for item in gallery["value"]]
+    assert gallery["visible"] and len(fills) == 3 and "3 alternatives" in status, status
+    for fill in fills:
+        assert fill.shape == photo.shape and np.array_equal(fill[~hole], photo[~hole])
+    assert all(not np.array_equal(a[hole], b[hole]) for a, b in
+               [(fills[0], fills[1]), (fills[0], fills[2]), (fills[1], fills[2])])
+    # the best first: it is the download and the after of the before/after
+    assert np.array_equal(read_image(downloads[0]), fills[0])
+    assert np.array_equal(read_image(compare[1]), fills[0])
+    # the spread map: bright where the fills disagree, as the photo (dimmed) elsewhere
+    picture = read_image(spread["value"]).astype(int)
+    assert spread["visible"] and picture.shape == photo.shape
+    assert picture[hole].mean() > picture[~hole].mean() + 5
+
+
+def test_alternatives_over_the_page_limit_are_refused(client, tmp_path):
+    face, face_png, stroke_png = _face_and_stroke(tmp_path)
+    with pytest.raises(Exception, match=r"at most .* 6 alternatives"):
+        _complete(client, _editor(face_png, stroke_png), variants=7)
+
+
+def test_a_large_photo_is_shown_shrunk_and_downloaded_at_its_size(tmp_path):
+    from dcgan_complete.app import PREVIEW_SIDE, save_result
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (PREVIEW_SIDE + 500, 900, 3), np.uint8)
+    known = np.ones(photo.shape[:2], bool)
+    known[100:200, 100:300] = False
+    fills = [photo, 255 - photo]
+    saved = save_result(tmp_path, "big", photo, fills, known, spread=photo)
+    assert [read_image(p).shape for p in saved.fills] == [photo.shape] * 2
+    small = (PREVIEW_SIDE, round(900 * PREVIEW_SIDE / (PREVIEW_SIDE + 500)), 3)
+    assert [read_image(p).shape for p in saved.previews] == [small] * 2
+    assert read_image(saved.before).shape == small == read_image(saved.spread).shape
+    assert [Path(p).name for p in saved.downloads(1)] == [
+        "big.variant2.png", "big.variant2.jpg", "big.mask.png"]
+    assert np.array_equal(read_image(saved.mask)[..., 0] == 255, known)
+
+
+# The bundled detector on the astronaut's crack (as in test_detect: recall 0.97 there).
+MIN_RECALL = 0.8        # of the crack's pixels, painted within 2 px
+MAX_FAR_FLAGGED = 0.02  # of the pixels more than 5 px from the crack
+
+
+@pytest.fixture
+def finding_page(completer):
+    """The tiny model's page with the bundled damage detector, what it finds not widened (as
+    test_detect measures it); yields its URL.  Not kept for the module: Gradio reads its
+    temporary folder from the environment, which a second server in this process changes."""
+    from dcgan_complete.detector import bundled_detector
+
+    options = ServeOptions(port=free_port(), max_upload_mb=2, max_megapixels=4)
+    with running(completer, options, detector=bundled_detector(),
+                 detect_options=DetectOptions(grow=0)) as (url, _):
+        yield url
+
+
+def _cracked_photo(tmp_path):
+    """The astronaut (512 px) with a crack drawn across her face; (photo, crack, its PNG)."""
+    from skimage import data
+
+    from dcgan_complete.damage import damage_photo
+
+    drawn = damage_photo(np.ascontiguousarray(data.astronaut()), 2, kinds=("crack",),
+                         look=False, scene_lines=0)
+    write_image(tmp_path / "cracked.png", drawn.damaged)
+    return drawn.damaged, drawn.damage, tmp_path / "cracked.png"
+
+
+def _layer_hole(editor):
+    """Where the editor's value (as the page sent it) is painted: its layers' opaque pixels."""
+    hole = None
+    for layer in editor["layers"]:
+        alpha = np.asarray(Image.open(layer).convert("RGBA"))[..., 3] > 0
+        hole = alpha if hole is None else hole | alpha
+    return hole
+
+
+def test_api_find_damage_paints_what_the_detector_finds_as_the_mask_layer(finding_page,
+                                                                         tmp_path):
+    from scipy import ndimage
+
+    photo, crack, png = _cracked_photo(tmp_path)
+    client = Client(finding_page, verbose=False, download_files=str(tmp_path / "d"))
+    try:
+        editor, status, problem = client.predict(_editor(png), 0.5, api_name="/find_damage")
+        painted = _layer_hole(editor)
+        assert painted.shape == crack.shape and "Damage found on" in status, status
+        assert (crack & ndimage.binary_dilation(painted, iterations=2)).sum() / crack.sum() \
+            >= MIN_RECALL
+        assert painted[ndimage.distance_transform_edt(~crack) > 5].mean() <= MAX_FAR_FLAGGED
+        strict = _layer_hole(client.predict(_editor(png), 0.95, api_name="/find_damage")[0])
+        assert strict.sum() < painted.sum()  # another threshold, another mask
+        # the layer as it is, completed: the photo changes where it is painted, only there
+        sent = {"background": handle_file(editor["background"]),
+                "layers": [handle_file(p) for p in editor["layers"]], "composite": None,
+                "id": None}
+        downloads = _complete(client, sent)[4]
+        repaired = read_image(downloads[0])
+        assert np.array_equal(repaired[~painted], photo[~painted])
+        assert not np.array_equal(repaired[painted], photo[painted])
+        # nothing found: nothing painted, and the page says so
+        write_image(tmp_path / "plain.png", np.full((200, 300, 3), 120, np.uint8))
+        editor, status, _ = client.predict(_editor(tmp_path / "plain.png"), 0.5,
+                                           api_name="/find_damage")
+        assert editor["layers"] == [] and status.startswith("No damage found"), status
+    finally:
+        client.close()
+
+
+def test_api_find_damage_without_a_detector_says_to_paint(client, tmp_path):
+    _, face_png, _ = _face_and_stroke(tmp_path)
+    with pytest.raises(Exception, match="no damage detector is loaded"):
+        client.predict(_editor(face_png), 0.5, api_name="/find_damage")
+
+
+def test_api_a_mask_kind_is_painted_into_the_layer_in_the_face_frame(client, tmp_path):
+    photo, stroke, photo_png, stroke_png = _photo_and_stroke(tmp_path)
+    editor, kind, status, _ = client.predict(_editor(photo_png, stroke_png), "center", "0",
+                                             api_name="/preview_kind")
+    painted = _layer_hole(editor)
+    assert kind == BRUSH_ONLY and "center mask is painted in the frame of 1 face" in status
+    assert (painted & stroke).sum() == stroke.sum()     # the strokes stay
+    added = painted & ~stroke
+    ys, xs = np.nonzero(added)
+    # the middle of the face (the astronaut's face is at about x 100-200, y 20-160 here)
+    assert added.sum() > 1000 and 80 < xs.mean() < 220 and 20 < ys.mean() < 170
+    assert not added[:, :60].any() and not added[:, 260:].any()
 
 
 def test_a_bad_upload_stays_visible_under_the_complete_button(client, tmp_path):
     job = client.submit(_empty(tmp_path), BRUSH_ONLY, *FORM.values(), api_name="/complete")
     with pytest.raises(Exception, match=r"empty\.png is empty \(0 bytes\)"):
         job.result()
-    problem = job.outputs()[-1][-1]  # the Markdown under the button, shown with the message
+    problem = job.outputs()[-1][5]  # the Markdown under the button, shown with the message
     assert problem["visible"] and problem["value"] == "**empty.png is empty (0 bytes)**", \
         job.outputs()
     # the next request that the page can do clears it
     face, face_png, stroke_png = _face_and_stroke(tmp_path)
     outputs = list(client.submit(_editor(face_png, stroke_png), BRUSH_ONLY, *FORM.values(),
                                  api_name="/complete"))
-    assert not outputs[0][-1]["visible"] and outputs[-1][0].startswith("Done")
+    assert not outputs[0][5]["visible"] and outputs[-1][0].startswith("Done")
 
 
 def test_the_seed_box_is_empty_when_no_seed_is_set(tiny_model_dir):
@@ -361,11 +513,11 @@ def test_api_downloads_are_served_until_the_session_ends(page, tmp_path):
     client = Client(page[0], verbose=False, download_files=False)  # the server's URLs
     try:
         with _heartbeat(page[0], client.session_hash):  # the session's page is open...
-            *_, downloads, _ = _complete(client, _editor(face_png, stroke_png))
+            downloads = _complete(client, _editor(face_png, stroke_png))[4]
             responses = [httpx.get(d["url"], timeout=30) for d in downloads]
-            assert [r.status_code for r in responses] == [200, 200]
+            assert [r.status_code for r in responses] == [200] * 4
             assert _decode(responses[0].content).shape == (16, 16, 3)
-            with Image.open(io.BytesIO(responses[1].content)) as gif:
+            with Image.open(io.BytesIO(responses[3].content)) as gif:
                 assert gif.n_frames == 1 + 40 // 10
             (session,) = _sessions(page) - before
             assert {"face-completed.png", "face-completed.gif"} <= \
@@ -374,7 +526,7 @@ def test_api_downloads_are_served_until_the_session_ends(page, tmp_path):
         while session.exists() and time.time() < deadline:
             time.sleep(0.1)
         assert not session.exists()
-        assert [httpx.get(d["url"], timeout=30).status_code for d in downloads] == [403, 403]
+        assert [httpx.get(d["url"], timeout=30).status_code for d in downloads] == [403] * 4
     finally:
         client.close()
 
@@ -482,6 +634,49 @@ def test_load_every_request_is_answered_or_told_to_wait(completer, tmp_path):
     # the waiting users were told their place (0: next), never beyond the queue's 2 places
     assert places and set(places) <= {0, 1} and 1 in places, places
     assert not temp.exists()  # every upload, result and download went with the server
+
+
+def test_load_photos_every_request_is_answered_and_memory_stays(completer, tmp_path):
+    """10 photo requests from 4 clients, one search at a time, 3 may wait: each is answered or
+    told the queue is full, none is lost, and the server's memory after them is within 10% of
+    its memory after the first."""
+    photo, hole, photo_png, stroke_png = _photo_and_stroke(tmp_path)
+    options = ServeOptions(port=free_port(), concurrency=1, queue_size=3)
+    outcomes = []
+    lock = threading.Lock()
+
+    def user(url, requests):
+        client = Client(url, verbose=False, download_files=False)
+        try:
+            for _ in range(requests):
+                job = client.submit(_editor(photo_png, stroke_png), BRUSH_ONLY,
+                                    *{**FORM, "variants": 2}.values(), api_name="/complete")
+                try:
+                    outcome = "answered" if job.result(timeout=120)[0].startswith("Done") \
+                        else "wrong"
+                except Exception as exc:
+                    outcome = "queue full" if "queue is full" in str(exc).lower() else repr(exc)
+                with lock:
+                    outcomes.append(outcome)
+        finally:
+            client.close()
+
+    with running(completer, options) as (url, _):
+        user(url, 1)  # the first request: every search, model and detector it needs is made
+        first = _rss_mb()
+        users = [threading.Thread(target=user, args=(url, n)) for n in (3, 2, 2, 2)]
+        for t in users:
+            t.start()
+        for t in users:
+            t.join(timeout=300)
+        after = _rss_mb()
+    counts = {o: outcomes.count(o) for o in set(outcomes)}
+    print(f"load: 10 photo requests from 4 clients: {counts}; memory {first:.0f} MB after the "
+          f"first, {after:.0f} MB after all")
+    assert len(outcomes) == 10, counts                            # none lost
+    assert set(counts) <= {"answered", "queue full"}, counts
+    assert counts.get("answered", 0) >= 4
+    assert after <= 1.10 * first
 
 
 # ---------------------------------------------------------------------------------------- serve
@@ -656,15 +851,114 @@ def test_browser_paint_a_stroke_and_watch_it_fill(tiny_model_dir, tmp_path):
     print(f"screenshot: {tmp_path / 'page.png'}")
 
 
-def test_browser_the_bundled_model_for_the_readme(tmp_path):
-    """The README's picture: the bundled model's page with its defaults (the encoder's start)
-    and a completed face.  It is written to docs/serve.png when DCGAN_UPDATE_SCREENSHOT=1, else
-    kept with the test's files."""
-    _chromium()
-    face = samples_dir() / "obama_official_portrait.png"
+def _cracked_print(path):
+    """A photo of about 2 megapixels (the astronaut, enlarged and widened) with a crack drawn
+    across her face by the damage generator; (photo, crack) and the PNG at ``path``."""
+    import cv2
+    from skimage import data
+
+    from dcgan_complete.damage import damage_photo
+
+    big = cv2.resize(data.astronaut(), (1229, 1229), interpolation=cv2.INTER_CUBIC)
+    photo = np.ascontiguousarray(np.pad(big, ((0, 0), (205, 206), (0, 0)), mode="reflect"))
+    crack = np.zeros(photo.shape[:2], bool)
+    top, left = 130, 560  # her face
+    drawn = damage_photo(np.ascontiguousarray(photo[top:top + 520, left:left + 520]), 3,
+                         kinds=("crack",), look=False, scene_lines=0)
+    photo[top:top + 520, left:left + 520] = drawn.damaged
+    crack[top:top + 520, left:left + 520] = drawn.damage
+    write_image(path, photo)
+    return photo, crack
+
+
+def test_browser_a_cracked_photo_found_painted_completed_and_downloaded(tmp_path):
+    """A 2-megapixel photo with a crack over the face, on the bundled model's page as a person
+    uses it: the upload is searched for damage and what is found is painted as the mask layer;
+    a stroke is painted beside it, Complete pressed, the photo downloaded.  The download has the
+    upload's size, and only the pixels of the mask used (the crack and the stroke) changed.
+    The screenshot is the README's (docs/serve.png) when DCGAN_UPDATE_SCREENSHOT=1."""
+    from playwright.sync_api import sync_playwright
+    from scipy import ndimage
+
+    executable = _chromium()
+    photo, crack = _cracked_print(tmp_path / "cracked-print.png")
     shot = REPO / "docs" / "serve.png" if os.environ.get("DCGAN_UPDATE_SCREENSHOT") == "1" \
         else tmp_path / "serve.png"
-    with serve_process(tmp_path, "--out-interval", "10", "--seed", "0") as (url, _):
-        result = paint_and_complete(url, face, shot, viewport=(1300, 820))
-    _check_the_page_result(face, 64, *result, url)
-    print(f"screenshot: {shot}")
+    with serve_process(tmp_path, "--out-interval", "10", "--seed", "0") as (url, _), \
+            sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            hosts = set()
+            page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+            page.goto(url)
+            _upload(page, tmp_path / "cracked-print.png")
+            found = _wait_for_status(page, lambda text: "Damage found on" in text, shot)
+            time.sleep(2)  # the editor draws the layer the page sent
+            box = page.locator("#editor canvas").first.bounding_box()
+            x, y = box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.8
+            page.mouse.move(x, y)  # a stroke low on the left, far from the crack
+            page.mouse.down()
+            for i in range(1, 6):
+                page.mouse.move(x + 15 * i, y - 4 * i)
+            page.mouse.up()
+            page.click("#complete")
+            _wait_for_status(page, lambda text: text.startswith("Done"), shot, seconds=180)
+            time.sleep(1)
+            page.locator("#compare").scroll_into_view_if_needed()
+            page.screenshot(path=str(shot), full_page=True)
+            links = page.locator("#downloads a")
+            names = [links.nth(k).get_attribute("href").rsplit("/", 1)[-1]
+                     for k in range(links.count())]
+            mask = _decode(page.request.get(page.locator(
+                "#downloads a[href$='.mask.png']").get_attribute("href")).body())
+            with page.expect_download() as download:
+                page.locator("#downloads a[href$='photo-completed.png']").click()
+            downloaded = _decode(Path(download.value.path()).read_bytes())
+        finally:
+            browser.close()
+    print(f"screenshot: {shot}; {found}")
+    # the editor sends the photo as "background.png": the downloads are named for a photo
+    assert names == ["photo-completed.png", "photo-completed.jpg", "photo-completed.mask.png",
+                     "photo-completed.gif"], names
+    assert downloaded.shape == photo.shape                       # the upload's size
+    filled = mask[..., 0] == 0
+    assert np.array_equal(downloaded[~filled], photo[~filled])   # the rest unchanged
+    assert not np.array_equal(downloaded[filled], photo[filled])
+    # the layer the detector painted: most of the crack is in the mask used...
+    assert (crack & ndimage.binary_dilation(filled, iterations=2)).sum() / crack.sum() >= \
+        MIN_RECALL
+    # ...and the stroke, low on the left, far from the crack
+    h, w = filled.shape
+    assert filled[h // 2:, : w // 2].sum() > 200
+    assert hosts == {url.split("/")[2]}  # offline: nothing asked of any other host
+
+
+def _upload(page, path):
+    """Give the editor a file, again until it shows it (one given while it sets itself up is
+    not taken)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.wait_for_function("document.querySelector('#editor canvas') !== null")
+    upload = page.locator("#editor input[type=file]")
+    for _ in range(5):
+        upload.set_input_files(str(path))
+        with contextlib.suppress(PlaywrightTimeout):
+            page.wait_for_function(EDITOR_HAS_IMAGE, timeout=10000)
+            return
+        upload.set_input_files([])  # so that giving it again is a change
+    raise AssertionError("the editor never showed the uploaded photo")
+
+
+def _wait_for_status(page, done, screenshot, seconds=120):
+    """The status text once ``done(text)``; a screenshot and the page's messages if never."""
+    deadline = time.time() + float(os.environ.get("PAGE_DEADLINE", seconds))
+    seen = []
+    while time.time() < deadline:
+        seen.append(page.locator("#status").inner_text())
+        if done(seen[-1]):
+            return seen[-1]
+        time.sleep(0.2)
+    page.screenshot(path=str(screenshot))
+    raise AssertionError(f"the page said {seen[-3:]}, and under Complete "
+                         f"{page.locator('#problem').all_inner_texts()}")
