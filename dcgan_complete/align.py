@@ -95,6 +95,12 @@ MAX_HOLE_PARTS = 16       # the largest parts of the hole searched (the first lo
 MAX_LOOKED_AGAIN = 4      # ... and of those where it finds nothing, the parts looked at again
 COVERED_SHARE = 0.75      # a part of the hole this much inside faces found is not searched again
 SAME_FACE_IOU = 0.3       # two boxes overlapping this much are one face
+# Bars for a face found near the hole (where a detector looks hardest, and so is most often
+# wrong): HOG's detection score, the CNN detector's confidence, and the residual of the visible
+# landmarks' fit to a face's shape (fit_frame, as a share of the frame's side).
+MIN_HOG_SCORE_NEAR_HOLE = 0.0
+MIN_CNN_CONFIDENCE_NEAR_HOLE = 0.0
+MAX_NEAR_HOLE_RESIDUAL = float("inf")
 # A landmark counts as seen when it lies this share of its box's width away from the hole.
 VISIBLE_MARGIN = 0.04
 MIN_VISIBLE = 8           # landmarks on known pixels needed to fit a frame
@@ -500,6 +506,13 @@ class FoundFace:
         Why the face could not be aligned, in words for a summary; None when it was.
     hole_share : float
         The share of the box's pixels in the hole.
+    score : float or None
+        For a face found near the hole: the detector's score (HOG's detection score, or the CNN
+        detector's confidence); None otherwise.
+    fit_residual : float or None
+        How far the visible landmarks are from a face's shape: the root mean square residual of
+        :func:`fit_frame` on them, as a share of the frame's side; None when too few are
+        visible to fit.
     """
 
     box: tuple
@@ -511,6 +524,8 @@ class FoundFace:
     aligned_by: str | None = ALIGNED_BY_LANDMARKS
     reason: str | None = None
     hole_share: float = 0.0
+    score: float | None = None
+    fit_residual: float | None = None
 
     @property
     def aligned(self):
@@ -668,7 +683,7 @@ def _frame_problem(box, transform, residual, size):
 
 
 def align_face(aligner, filled, known, box, size, landmark_indices=INNER_EYES_AND_BOTTOM_LIP,
-               found_by=FOUND_BY_HOG):
+               found_by=FOUND_BY_HOG, score=None):
     """Align one face of a photo with a hole, from the landmarks that lie on known pixels.
 
     dlib's 68 landmarks are found in ``box`` on ``filled`` (the photo with its hole filled).  If
@@ -693,12 +708,16 @@ def align_face(aligner, filled, known, box, size, landmark_indices=INNER_EYES_AN
         ``align``'s landmarks (those the model's crops were aligned on).
     found_by : str
         Kept in the result.
+    score : float, optional
+        The detector's score, kept in the result.
 
     Returns
     -------
     FoundFace
         With ``transform`` None and a ``reason`` when it cannot be aligned: too few landmarks
         outside the hole, all on one side of the face, or a frame that disagrees with the box.
+        Its ``fit_residual`` tells how well the visible landmarks fit a face's shape, whichever
+        way it was aligned.
     """
     box = tuple(int(round(v)) for v in _box_tuple(box))
     known = np.asarray(known, bool)
@@ -709,7 +728,23 @@ def align_face(aligner, filled, known, box, size, landmark_indices=INNER_EYES_AN
     left, top, right, bottom = (max(box[0], 0), max(box[1], 0), max(box[2], 0), max(box[3], 0))
     area = max((right - left) * (bottom - top), 1)
     hole_share = float((~known[top:bottom, left:right]).sum() / area)
-    face = FoundFace(box, None, size, landmarks, visible, found_by, None, None, hole_share)
+    face = FoundFace(box, None, size, landmarks, visible, found_by, None, None, hole_share,
+                     score)
+    count = int(visible.sum())
+    spread = np.ptp(face_shape()["mean"][visible], axis=0) if count else np.zeros(2)
+    fit, problem = None, None
+    if count < MIN_VISIBLE:
+        problem = (f"the hole covers {68 - count} of its 68 landmarks, too many to align it "
+                   f"(at most {68 - MIN_VISIBLE})")
+    elif spread.min() < MIN_VISIBLE_SPAN:
+        problem = (f"the hole leaves only one side of the face ({count} landmarks), too little "
+                   f"to align it")
+    else:
+        try:
+            fit = fit_frame(landmarks, visible, size)
+            face.fit_residual = fit[1] / size
+        except ValueError as exc:
+            problem = f"its landmarks outside the hole cannot be fitted ({exc})"
     indices = list(landmark_indices)
     if visible[indices].all():
         try:
@@ -719,21 +754,10 @@ def align_face(aligner, filled, known, box, size, landmark_indices=INNER_EYES_AN
         except ValueError:
             face.reason = "its landmarks lie on one line"
         return face
-    count = int(visible.sum())
-    if count < MIN_VISIBLE:
-        face.reason = (f"the hole covers {68 - count} of its 68 landmarks, too many to align "
-                       f"it (at most {68 - MIN_VISIBLE})")
+    if fit is None:
+        face.reason = problem
         return face
-    spread = np.ptp(face_shape()["mean"][visible], axis=0)
-    if spread.min() < MIN_VISIBLE_SPAN:
-        face.reason = (f"the hole leaves only one side of the face ({count} landmarks), too "
-                       f"little to align it")
-        return face
-    try:
-        transform, residual, shape = fit_frame(landmarks, visible, size)
-    except ValueError as exc:
-        face.reason = f"its landmarks outside the hole cannot be fitted ({exc})"
-        return face
+    transform, residual, shape = fit
     face.reason = _frame_problem(box, transform, residual, size)
     if face.reason is None:
         # The shape model's frame is align's default one (INNER_EYES_AND_BOTTOM_LIP on the
@@ -825,10 +849,12 @@ def _search_part(aligner, filled, known, part, looks):
         def to_photo(box):
             return tuple(v / scale + offset for v, offset in zip(box, (l, t, l, t)))
 
-        found = [(to_photo(_box_tuple(box)), FOUND_BY_HOG_NEAR_HOLE, 1.0)
-                 for box in aligner.face_boxes(window, 1)]
+        boxes, scores, _ = aligner._detector.run(np.ascontiguousarray(window), 1, 0.0)
+        found = [(to_photo(_box_tuple(box)), FOUND_BY_HOG_NEAR_HOLE, float(score))
+                 for box, score in zip(boxes, scores) if score >= MIN_HOG_SCORE_NEAR_HOLE]
         found += [(to_photo(box), FOUND_BY_CNN_NEAR_HOLE, confidence)
-                  for box, confidence in aligner.cnn_face_boxes(window)]
+                  for box, confidence in aligner.cnn_face_boxes(window)
+                  if confidence >= MIN_CNN_CONFIDENCE_NEAR_HOLE]
         if found:
             return found
     return []
@@ -912,10 +938,14 @@ def find_damaged_faces(photo, known, size=64, *, filled=None, upsample="auto", a
         rank = {FOUND_BY_HOG_NEAR_HOLE: 0, FOUND_BY_CNN_NEAR_HOLE: 1}
         found += sorted(near, key=lambda f: (rank[f[1]], -f[2]))
     faces = []
-    for box, found_by, _ in found:
+    for box, found_by, score in found:
         if all(box_iou(box, face.box) < SAME_FACE_IOU for face in faces):
-            faces.append(align_face(aligner, filled, known, box, size, landmark_indices,
-                                    found_by))
+            face = align_face(aligner, filled, known, box, size, landmark_indices, found_by,
+                              None if found_by == FOUND_BY_HOG else score)
+            if found_by != FOUND_BY_HOG and face.fit_residual is not None and \
+                    face.fit_residual > MAX_NEAR_HOLE_RESIDUAL:
+                continue  # not shaped like a face: a pattern the detector took for one
+            faces.append(face)
     return sorted(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]),
                   reverse=True)
 

@@ -1,25 +1,27 @@
-"""``dcgan-complete serve``: a local web page to paint the damage on a face and watch it fill.
+"""``dcgan-complete serve``: a local web page that repairs damaged photos and faces.
 
-The page is a Gradio app (the optional ``app`` extra): upload a face or pick a sample, paint over
-the damage with Gradio's own brush (or pick a mask kind), press Complete.  While the search runs
-the page shows the iteration, the loss and the completion as it forms (every ``out_interval``
-iterations); then masked | completed | G(z) side by side, and the repaired PNG and the GIF of the
-search to download.  An "Advanced" section holds the search options.
-
-An upload of the model's size is an aligned crop, searched as it is.  Any other is a photo,
-repaired at its own size as ``complete`` repairs it (:class:`~dcgan_complete.photo.PhotoRepairer`):
-its faces by the model, the rest of the painted hole by Telea, every other pixel unchanged; the
-page says which face the model repaired and which fell back to Telea, and the preview is the
-largest face's crop as it fills.  A photo's download is its repaired PNG at full size.
+The page is a Gradio app (the optional ``app`` extra).  An upload is searched by the damage
+detector, when there is one, and what it finds is painted as the editor's mask layer; the brush
+adds to it, the eraser takes away, "Find damage" runs the detector again at another threshold,
+and a mask kind is painted into the layer in every face's frame.  Complete repairs it: an upload
+of the model's size is an aligned crop, searched as it is; any other is a photo, repaired at its
+own size as ``complete`` repairs it (:class:`~dcgan_complete.photo.PhotoRepairer`): its faces by
+the model, the rest of the mask by Telea, every other pixel unchanged.  While the search runs the
+page shows the iteration, the loss and the (largest) face's crop as it fills; then the photo
+before and after in a slider, masked | completed | G(z) of the face, one line per face (the
+model's or Telea's), and the downloads: the repaired photo as PNG and JPEG at full size, the mask
+used and the GIF of the search.  With "Alternatives" above 1, several fills from starts kept
+apart (``CompleteOptions.variants``) are shown to pick from, with their spread map.  Pictures
+sent to the browser are at most :data:`PREVIEW_SIDE` px; downloads are full size.
 
 It runs offline: no CDN, no analytics, no share link.  Requests queue: ``concurrency`` searches
 run at once (one by default), ``queue_size`` more wait and are told their place, and one more is
 told that the queue is full.  A bad upload (not an image, empty, too large, a mask that covers
 nothing) or a bad value of the form (checked as the command line checks its options) gets a
 one-line message under the Complete button, there until the next request, and the server keeps
-serving.  Each session's downloads stay until
-the session ends (its tab is closed) or an hour after its last result; :func:`serve` keeps every
-file in one temporary folder, removed when the server stops.
+serving.  Each session's downloads stay until the session ends (its tab is closed) or an hour
+after its last result; :func:`serve` keeps every file in one temporary folder, removed when the
+server stops.
 
 Example
 -------
@@ -580,13 +582,21 @@ def save_result(out_dir, name, before, fills, known, animation=(), spread=None):
     return result
 
 
-def _spread_picture(fills, known, under):
-    """The spread map of ``fills`` (two or more) as a picture over ``under``, or None."""
-    if len(fills) < 2:
+def _spread_picture(spread, under):
+    """The picture of a spread map (None: no alternatives) over ``under``, at most
+    PREVIEW_SIDE px: it is only shown."""
+    if spread is None:
         return None
-    from dcgan_complete.variants import spread_map, spread_picture
+    import cv2
 
-    return spread_picture(spread_map(np.stack(fills), ~known), under)
+    from dcgan_complete.variants import spread_picture
+
+    under = shrink_for_page(under)
+    h, w = under.shape[:2]
+    if spread.shape != (h, w):  # the largest spread of the pixels each shown one stands for
+        spread = cv2.resize(cv2.dilate(spread, np.ones((3, 3), np.uint8)), (w, h),
+                            interpolation=cv2.INTER_AREA)
+    return spread_picture(spread, under)
 
 
 def save_photo_result(out_dir, page: PageInput, repair):
@@ -598,17 +608,21 @@ def save_photo_result(out_dir, page: PageInput, repair):
             [repair.face_region(0, frame) for frame in repair.faces[0].frames[:-1]] + \
             [repair.face_region(0)]
     return save_result(out_dir, page.name, repair.masked, fills, repair.known, animation,
-                       _spread_picture(fills, repair.known, page.image))
+                       _spread_picture(repair.spread, page.image))
 
 
 def save_crop_result(out_dir, page: PageInput, result):
     """An aligned crop's files (:func:`save_result`): its fills, its search every
     ``out_interval`` iterations."""
-    fills = list(result.variants[0]) if result.variants is not None else [result.completed[0]]
+    from dcgan_complete.variants import spread_map
+
     known = page.mask >= 0.5
+    fills, spread = [result.completed[0]], None
+    if result.variants is not None:
+        fills, spread = list(result.variants[0]), spread_map(result.variants[0], ~known)
     return save_result(out_dir, page.name, result.masked[0], fills, known,
                        [result.masked[0], *result.frames[0][:-1], result.completed[0]],
-                       _spread_picture(fills, known, page.image))
+                       _spread_picture(spread, page.image))
 
 
 def photo_report(repair, note=""):

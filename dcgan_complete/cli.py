@@ -765,13 +765,15 @@ def _serve(name, *decls, **kwargs):
 @_friendly_errors
 def serve(host, port, concurrency, queue_size, max_upload_mb, max_megapixels, checkpoint_dir,
           center_scale, fraction, threshold, grow, detector, threads, **options):
-    """Serve a web page on which to paint over the damage on a face and watch it fill.
+    """Serve a web page that repairs damaged photos and faces.
 
-    Upload a face or pick a sample, paint over the damage (or pick a mask kind), press
-    Complete: the page shows the completion as it forms, then masked | completed | G(z), with
-    the PNG and the GIF to download. The search options given here are the page's defaults
-    (its "Advanced" section). Needs `pip install 'dcgan-complete[app]'`. Runs offline; every
-    file stays in a temporary folder that is removed when the server stops (Ctrl-C).
+    Upload a photo (or an aligned face): the damage detector paints what it finds on it, the
+    brush and eraser correct that, Complete repairs it (faces by the model, the rest by Telea)
+    and shows it before/after, with the PNG, JPEG, mask and GIF to download, and with
+    "Alternatives" several fills to pick from and their spread map. The search options given
+    here are the page's defaults (its "Advanced" section); --threshold and --grow are the
+    detector's. Needs `pip install 'dcgan-complete[app]'`. Runs offline; every file stays in a
+    temporary folder that is removed when the server stops (Ctrl-C).
     """
     serve_options = ServeOptions(host, port, concurrency, queue_size, max_upload_mb,
                                  max_megapixels)

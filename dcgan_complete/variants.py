@@ -70,12 +70,21 @@ def spread_map(images, hole=None):
             len(images) == 0:
         raise ValueError(f"expected uint8 fills (V, H, W, 3), got {images.dtype} "
                          f"{images.shape}")
-    spread = (images.astype(np.float64).std(axis=0).mean(axis=-1) / 255.0).astype(np.float32)
+    spread = np.zeros(images.shape[1:3], np.float32)
+    rows, cols = slice(None), slice(None)
     if hole is not None:
-        hole = np.asarray(hole)
+        hole = np.asarray(hole).astype(bool)
         if hole.shape != spread.shape:
             raise ValueError(f"the hole is {hole.shape}, the fills {spread.shape}")
-        spread[~hole.astype(bool)] = 0.0
+        if not hole.any():
+            return spread
+        # only the hole's bounding box is measured: a photo's fills cost the hole, not the photo
+        ys, xs = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
+        rows, cols = slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1)
+    box = images[:, rows, cols].astype(np.float32)
+    spread[rows, cols] = box.std(axis=0).mean(axis=-1) / 255.0
+    if hole is not None:
+        spread[~hole] = 0.0
     return spread
 
 
@@ -109,19 +118,19 @@ def spread_picture(spread, photo=None):
     >>> picture.tolist()
     [[[90, 90, 90], [255, 236, 96]]]
     """
-    spread = np.asarray(spread, np.float64)
+    spread = np.asarray(spread, np.float32)
     if spread.ndim != 2 or not np.all(np.isfinite(spread)):
         raise ValueError(f"expected a finite (H, W) spread map, got shape {spread.shape}")
     if photo is None:
-        under = np.zeros(spread.shape + (3,))
+        under = np.zeros(spread.shape + (1,), np.float32)
     else:
         photo = np.asarray(photo)
         if photo.shape != spread.shape + (3,):
             raise ValueError(f"the photo is {photo.shape}, the spread map {spread.shape}")
-        under = np.repeat((photo.astype(np.float64) @ _LUMA * DIM)[..., None], 3, axis=-1)
+        under = ((photo.astype(np.float32) @ _LUMA.astype(np.float32)) * DIM)[..., None]
     strength = np.clip(spread / SPREAD_SCALE, 0.0, 1.0)
     stops = np.linspace(0.0, 1.0, len(SPREAD_COLOURS))
-    colour = np.stack([np.interp(strength, stops, SPREAD_COLOURS[:, c]) for c in range(3)],
-                      axis=-1)
+    colour = np.stack([np.interp(strength, stops, SPREAD_COLOURS[:, c]).astype(np.float32)
+                       for c in range(3)], axis=-1)
     alpha = strength[..., None]
     return np.clip(np.rint(under * (1 - alpha) + colour * alpha), 0, 255).astype(np.uint8)
