@@ -25,6 +25,8 @@ The library, from the bottom up:
 - ``photo``: faces repaired inside whole photos, at the photo's own size
 - ``damage``: synthetic damage (cracks, scratches, stains, stamps) over clean photos
 - ``detector``: the damage detector (a small segmentation network): training, finding damage
+- ``page``: what the web page does with a request (uploads, live searches, results), without
+  Gradio
 
 The commands, which import the library and never each other (``cli`` calls them):
 

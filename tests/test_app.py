@@ -48,7 +48,8 @@ from conftest import make_faces
 gradio_client = pytest.importorskip("gradio_client", reason="the app extra is not installed")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from dcgan_complete.app import BRUSH_ONLY, SessionFiles, running  # noqa: E402
+from dcgan_complete.app import running  # noqa: E402
+from dcgan_complete.page import BRUSH_ONLY, SessionFiles  # noqa: E402
 
 # Gradio's queue statistics use pandas options that pandas 3 deprecates: noise, not ours
 pytestmark = [pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting'"),
@@ -197,8 +198,8 @@ def test_api_repairs_a_photo_at_its_size_and_says_who_repaired_the_face(client, 
     assert np.array_equal(read_image(downloads[2]) == 0, np.repeat(hole[..., None], 3, 2))
 
 
-def test_api_alternatives_differ_in_the_hole_only_and_the_spread_map_shows_it(client,
-                                                                               tmp_path):
+def test_api_alternatives_differ_in_the_hole_only_and_the_spread_map_shows_it(
+        client, tmp_path):
     photo, hole, photo_png, stroke_png = _photo_and_stroke(tmp_path)
     status, *_, downloads, _, compare, gallery, spread = _complete(
         client, _editor(photo_png, stroke_png), variants=3)
@@ -224,7 +225,7 @@ def test_alternatives_over_the_page_limit_are_refused(client, tmp_path):
 
 
 def test_a_large_photo_is_shown_shrunk_and_downloaded_at_its_size(tmp_path):
-    from dcgan_complete.app import PREVIEW_SIDE, save_result
+    from dcgan_complete.page import PREVIEW_SIDE, save_result
 
     rng = np.random.default_rng(0)
     photo = rng.integers(0, 256, (PREVIEW_SIDE + 500, 900, 3), np.uint8)
@@ -280,8 +281,8 @@ def _layer_hole(editor):
     return hole
 
 
-def test_api_find_damage_paints_what_the_detector_finds_as_the_mask_layer(finding_page,
-                                                                         tmp_path):
+def test_api_find_damage_paints_what_the_detector_finds_as_the_mask_layer(
+        finding_page, tmp_path):
     from scipy import ndimage
 
     photo, crack, png = _cracked_photo(tmp_path)
