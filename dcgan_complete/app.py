@@ -48,8 +48,9 @@ from dcgan_complete import masks as mask_lib
 from dcgan_complete.classical import HOLE_GRAY
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.options import OPTIMIZERS, DetectOptions, MaskOptions, ServeOptions
-from dcgan_complete.page import (BRUSH_ONLY, MAX_ITERATIONS, MAX_PAGE_VARIANTS, MAX_RESTARTS,
-                                 KEEP_FILES_SECONDS, PAGE_MASK_KINDS, Aligners, PageResult,
+from dcgan_complete.page import (BRUSH_ONLY, EDITOR_CANVAS, KEEP_FILES_SECONDS, MAX_ITERATIONS,
+                                 MAX_PAGE_VARIANTS, MAX_RESTARTS, PAGE_MASK_KINDS, Aligners,
+                                 PageResult,
                                  Progress, Searches, SessionFiles, UploadError, editor_value,
                                  form_number, is_photo, limits_text, mask_layer, painted_known,
                                  photo_report, prepare_input, read_upload, repair_live,
@@ -331,7 +332,7 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
                     label=f"Photo, or a face ({size}x{size} aligned crop): black = to repair",
                     type="filepath", image_mode="RGBA", format="png",
                     sources=["upload", "clipboard"],
-                    transforms=(), layers=False, elem_id="editor",
+                    transforms=(), layers=False, elem_id="editor", canvas_size=EDITOR_CANVAS,
                     brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=6))
                 with gr.Row():
                     threshold = gr.Slider(0.05, 0.95, value=detect_options.threshold,

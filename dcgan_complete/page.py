@@ -53,6 +53,10 @@ MAX_RESTARTS = 16
 # without a tab never ends its session).
 KEEP_FILES_SECONDS = 3600
 
+# The editor's canvas (width, height): Gradio's default, which places a layer sent to it by
+# this size (see mask_layer).
+EDITOR_CANVAS = (800, 800)
+
 # A picture the page sends the browser (the before/after, the alternatives, the spread map) is at
 # most this many pixels on its longer side: a 2-megapixel photo is shown at its own size, a
 # 12-megapixel one shrunk to about 3; the downloads are always at the photo's size.
@@ -121,10 +125,14 @@ def painted_known(layers, shape, max_megapixels=ServeOptions.max_megapixels):
 
     ``layers`` are the editor's layers: images whose transparent or white pixels are known and
     whose painted (dark) pixels are to fill; an uploaded white/black mask works the same way.
+    A layer of the editor's canvas size (:func:`mask_layer`), larger than a small image, is cut
+    to the image at its top left.
     """
     known = np.ones(shape, bool)
     for layer in layers or ():
         pixels, name = read_upload(layer, max_megapixels)
+        if pixels.shape[:2] == _canvas_shape(shape):
+            pixels = pixels[:shape[0], :shape[1]]
         if pixels.shape[:2] != shape:
             raise UploadError(f"the mask {display_name(name)} is {pixels.shape[1]}x"
                               f"{pixels.shape[0]}, the image {shape[1]}x{shape[0]}")
@@ -132,11 +140,22 @@ def painted_known(layers, shape, max_megapixels=ServeOptions.max_megapixels):
     return known
 
 
+def _canvas_shape(shape):
+    """The shape of the editor's canvas for an image of ``shape``: at least EDITOR_CANVAS."""
+    return max(shape[0], EDITOR_CANVAS[1]), max(shape[1], EDITOR_CANVAS[0])
+
+
 def mask_layer(known):
     """The editor's mask layer for ``known`` (bool (H, W), True = known): opaque black where the
-    page is to fill, transparent elsewhere, as the brush paints (uint8 RGBA (H, W, 4))."""
-    layer = np.zeros((*known.shape, 4), np.uint8)
-    layer[~known, 3] = 255
+    page is to fill, transparent elsewhere, as the brush paints (uint8 RGBA).
+
+    The browser's editor lays a layer it is sent over a canvas of at least
+    :data:`EDITOR_CANVAS` and centres a smaller one in it, while the image lies at its top left:
+    so the layer is as large as that canvas, the mask at its top left, and comes back from the
+    editor cut to the image.
+    """
+    layer = np.zeros((*_canvas_shape(known.shape), 4), np.uint8)
+    layer[:known.shape[0], :known.shape[1], 3] = np.where(known, 0, 255)
     return layer
 
 

@@ -272,11 +272,16 @@ def _cracked_photo(tmp_path):
     return drawn.damaged, drawn.damage, tmp_path / "cracked.png"
 
 
-def _layer_hole(editor):
-    """Where the editor's value (as the page sent it) is painted: its layers' opaque pixels."""
+def _layer_hole(editor, shape):
+    """Where the editor's value (as the page sent it) is painted over an image of ``shape``: its
+    layers' opaque pixels.  A layer is as large as the editor's canvas (at least 800x800), the
+    image at its top left, and nothing is painted beyond the image."""
     hole = None
     for layer in editor["layers"]:
         alpha = np.asarray(Image.open(layer).convert("RGBA"))[..., 3] > 0
+        assert alpha.shape == (max(shape[0], 800), max(shape[1], 800))
+        assert not alpha[shape[0]:].any() and not alpha[:, shape[1]:].any()
+        alpha = alpha[:shape[0], :shape[1]]
         hole = alpha if hole is None else hole | alpha
     return hole
 
@@ -289,12 +294,13 @@ def test_api_find_damage_paints_what_the_detector_finds_as_the_mask_layer(
     client = Client(finding_page, verbose=False, download_files=str(tmp_path / "d"))
     try:
         editor, status, problem = client.predict(_editor(png), 0.5, api_name="/find_damage")
-        painted = _layer_hole(editor)
+        painted = _layer_hole(editor, crack.shape)
         assert painted.shape == crack.shape and "Damage found on" in status, status
         assert (crack & ndimage.binary_dilation(painted, iterations=2)).sum() / crack.sum() \
             >= MIN_RECALL
         assert painted[ndimage.distance_transform_edt(~crack) > 5].mean() <= MAX_FAR_FLAGGED
-        strict = _layer_hole(client.predict(_editor(png), 0.95, api_name="/find_damage")[0])
+        strict = _layer_hole(client.predict(_editor(png), 0.95, api_name="/find_damage")[0],
+                             crack.shape)
         assert strict.sum() < painted.sum()  # another threshold, another mask
         # the layer as it is, completed: the photo changes where it is painted, only there
         sent = {"background": handle_file(editor["background"]),
@@ -323,7 +329,7 @@ def test_api_a_mask_kind_is_painted_into_the_layer_in_the_face_frame(client, tmp
     photo, stroke, photo_png, stroke_png = _photo_and_stroke(tmp_path)
     editor, kind, status, _ = client.predict(_editor(photo_png, stroke_png), "center", "0",
                                              api_name="/preview_kind")
-    painted = _layer_hole(editor)
+    painted = _layer_hole(editor, stroke.shape)
     assert kind == BRUSH_ONLY and "center mask is painted in the frame of 1 face" in status
     assert (painted & stroke).sum() == stroke.sum()     # the strokes stay
     added = painted & ~stroke
