@@ -185,8 +185,7 @@ def write_outputs(out_dir, names, images, result, frames=False, gif=False,
                 imgs.write_image(out_dir / FRAMES_DIR / name / f"{iteration:05d}.png", frame)
         if gif:
             # the masked input, the search every out_interval, and the final (best-z) result last
-            sequence = [result.masked[k]] + list(result.frames[k][:-1]) + [result.completed[k]]
-            imgs.write_animation(out_dir / f"{name}.gif", sequence)
+            imgs.write_animation(out_dir / f"{name}.gif", crop_animation(result, k))
     if run_files:
         write_run_files(out_dir, names, images, result, shard)
 
@@ -243,7 +242,18 @@ def write_photo_outputs(out_dir, name, repair, photo_options: PhotoOptions | Non
                                  frame)
         if gif:
             # the damaged region, the search every out_interval, the repaired region last
-            sequence = [repair.face_region(k, masked=True)] + \
-                [repair.face_region(k, frame) for frame in face.frames[:-1]] + \
-                [repair.face_region(k)]
-            imgs.write_animation(out_dir / f"{name}.face{k}.gif", sequence)
+            imgs.write_animation(out_dir / f"{name}.face{k}.gif", face_animation(repair, k))
+
+
+def crop_animation(result, k):
+    """The search of crop ``k`` of a CompletionResult (with frames) as pictures: the masked
+    input, the search every out_interval, and the final (best-z) result last."""
+    return [result.masked[k]] + list(result.frames[k][:-1]) + [result.completed[k]]
+
+
+def face_animation(repair, k):
+    """The search of face ``k`` of a PhotoRepair (with frames) as pictures of the photo around
+    it: the damaged region, the search every out_interval, the repaired region last."""
+    return [repair.face_region(k, masked=True)] + \
+        [repair.face_region(k, frame) for frame in repair.faces[k].frames[:-1]] + \
+        [repair.face_region(k)]

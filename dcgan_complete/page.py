@@ -32,6 +32,7 @@ from dcgan_complete import masks as mask_lib
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.files import display_name
 from dcgan_complete.options import CompleteOptions, MaskOptions, PhotoOptions, ServeOptions
+from dcgan_complete.outputs import crop_animation, face_animation
 from dcgan_complete.search import Completer
 
 
@@ -574,11 +575,7 @@ def _spread_picture(spread, under):
 def save_photo_result(out_dir, page: PageInput, repair):
     """A repaired photo's files (:func:`save_result`): its fills, the first face's search."""
     fills = list(repair.variants or [repair.repaired])
-    animation = []
-    if repair.faces and repair.faces[0].frames:
-        animation = [repair.face_region(0, masked=True)] + \
-            [repair.face_region(0, frame) for frame in repair.faces[0].frames[:-1]] + \
-            [repair.face_region(0)]
+    animation = face_animation(repair, 0) if repair.faces and repair.faces[0].frames else []
     return save_result(out_dir, page.name, repair.masked, fills, repair.known, animation,
                        _spread_picture(repair.spread, page.image))
 
@@ -593,7 +590,7 @@ def save_crop_result(out_dir, page: PageInput, result):
     if result.variants is not None:
         fills, spread = list(result.variants[0]), spread_map(result.variants[0], ~known)
     return save_result(out_dir, page.name, result.masked[0], fills, known,
-                       [result.masked[0], *result.frames[0][:-1], result.completed[0]],
+                       crop_animation(result, 0),
                        _spread_picture(spread, page.image))
 
 
