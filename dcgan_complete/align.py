@@ -95,12 +95,15 @@ MAX_HOLE_PARTS = 16       # the largest parts of the hole searched (the first lo
 MAX_LOOKED_AGAIN = 4      # ... and of those where it finds nothing, the parts looked at again
 COVERED_SHARE = 0.75      # a part of the hole this much inside faces found is not searched again
 SAME_FACE_IOU = 0.3       # two boxes overlapping this much are one face
-# Bars for a face found near the hole (where a detector looks hardest, and so is most often
-# wrong): HOG's detection score, the CNN detector's confidence, and the residual of the visible
-# landmarks' fit to a face's shape (fit_frame, as a share of the frame's side).
-MIN_HOG_SCORE_NEAR_HOLE = 0.0
-MIN_CNN_CONFIDENCE_NEAR_HOLE = 0.0
-MAX_NEAR_HOLE_RESIDUAL = float("inf")
+# A face found near the hole (where the detectors look hardest, and so are most often wrong) is
+# kept when the hole covers at least NEAR_HOLE_SHARE of its box (a face the hole damaged), or
+# when its detector is sure of it: a score (HOG's, or the CNN's confidence) of SURE_NEAR_HOLE or
+# more (a small face beside the hole, which HOG missed on the whole photo).  What the search
+# found beside a hole and not in it was a pattern (a mission patch, a cup) at scores of 0.03 to
+# 0.08; the real faces beside one scored 0.7 to 1.5, and every damaged face had 0.15 or more of
+# its box in the hole (runs/falsefaces/measure.py).
+NEAR_HOLE_SHARE = 0.1
+SURE_NEAR_HOLE = 0.3
 # A landmark counts as seen when it lies this share of its box's width away from the hole.
 VISIBLE_MARGIN = 0.04
 MIN_VISIBLE = 8           # landmarks on known pixels needed to fit a frame
@@ -660,6 +663,14 @@ def _hole_distance(known, box):
     return lookup
 
 
+def _hole_share(known, box):
+    """The share of the pixels of ``box`` (left, top, right, bottom; clipped to the photo) in
+    the hole."""
+    left, top, right, bottom = (max(int(round(v)), 0) for v in box)
+    area = max((right - left) * (bottom - top), 1)
+    return float((~known[top:bottom, left:right]).sum() / area)
+
+
 def _frame_problem(box, transform, residual, size):
     """Why a fitted frame is not to be trusted (a reason for the summary), or None."""
     if residual > MAX_FIT_RESIDUAL * size:
@@ -725,9 +736,7 @@ def align_face(aligner, filled, known, box, size, landmark_indices=INNER_EYES_AN
     width = max(box[2] - box[0], 1)
     distance = _hole_distance(known, box)(landmarks[:, 0], landmarks[:, 1])
     visible = distance > VISIBLE_MARGIN * width
-    left, top, right, bottom = (max(box[0], 0), max(box[1], 0), max(box[2], 0), max(box[3], 0))
-    area = max((right - left) * (bottom - top), 1)
-    hole_share = float((~known[top:bottom, left:right]).sum() / area)
+    hole_share = _hole_share(known, box)
     face = FoundFace(box, None, size, landmarks, visible, found_by, None, None, hole_share,
                      score)
     count = int(visible.sum())
@@ -828,8 +837,10 @@ def _view(window, known, view, extent_px):
 
 
 def _search_part(aligner, filled, known, part, looks):
-    """Faces found around one part of the hole: ``(box, found_by, confidence)``, boxes in photo
-    pixels.  Each of ``looks`` (from HOLE_LOOKS) in turn, until one finds a face."""
+    """Faces found around one part of the hole: ``(box, found_by, score)``, boxes in photo
+    pixels, scores HOG's or the CNN's confidence.  Each of ``looks`` (from HOLE_LOOKS) in turn,
+    until one finds something; of that, only the boxes the hole covers NEAR_HOLE_SHARE of, or
+    found with a score of SURE_NEAR_HOLE or more."""
     import cv2
 
     top, bottom, left, right = part
@@ -851,12 +862,12 @@ def _search_part(aligner, filled, known, part, looks):
 
         boxes, scores, _ = aligner._detector.run(np.ascontiguousarray(window), 1, 0.0)
         found = [(to_photo(_box_tuple(box)), FOUND_BY_HOG_NEAR_HOLE, float(score))
-                 for box, score in zip(boxes, scores) if score >= MIN_HOG_SCORE_NEAR_HOLE]
+                 for box, score in zip(boxes, scores)]
         found += [(to_photo(box), FOUND_BY_CNN_NEAR_HOLE, confidence)
-                  for box, confidence in aligner.cnn_face_boxes(window)
-                  if confidence >= MIN_CNN_CONFIDENCE_NEAR_HOLE]
-        if found:
-            return found
+                  for box, confidence in aligner.cnn_face_boxes(window)]
+        if found:  # what a look finds ends the search, even when it is no face (as it was)
+            return [(box, by, score) for box, by, score in found
+                    if score >= SURE_NEAR_HOLE or _hole_share(known, box) >= NEAR_HOLE_SHARE]
     return []
 
 
@@ -874,7 +885,9 @@ def find_damaged_faces(photo, known, size=64, *, filled=None, upsample="auto", a
        looked at blurred, with the hole smoothly filled, then closer (1.4 times larger), sharp
        and blurred (HOLE_LOOKS).  At most MAX_HOLE_PARTS parts, the largest first, get the first
        look (about 0.1 s of one CPU core each, whatever the photo's size), and at most
-       MAX_LOOKED_AGAIN of them the others (up to about 1 s each).
+       MAX_LOOKED_AGAIN of them the others (up to about 1 s each).  What is found there is
+       kept only when the hole covers NEAR_HOLE_SHARE of its box or its detector is sure of it
+       (SURE_NEAR_HOLE): a pattern beside a hole (a badge, a cup) is not taken for a face.
     3. Boxes that overlap (IoU of SAME_FACE_IOU or more) are one face, the first detector's box
        kept (HOG, then HOG near the hole, then CNN).
     4. Each face is aligned by :func:`align_face`: ``align``'s frame when its three landmarks
@@ -940,12 +953,8 @@ def find_damaged_faces(photo, known, size=64, *, filled=None, upsample="auto", a
     faces = []
     for box, found_by, score in found:
         if all(box_iou(box, face.box) < SAME_FACE_IOU for face in faces):
-            face = align_face(aligner, filled, known, box, size, landmark_indices, found_by,
-                              None if found_by == FOUND_BY_HOG else score)
-            if found_by != FOUND_BY_HOG and face.fit_residual is not None and \
-                    face.fit_residual > MAX_NEAR_HOLE_RESIDUAL:
-                continue  # not shaped like a face: a pattern the detector took for one
-            faces.append(face)
+            faces.append(align_face(aligner, filled, known, box, size, landmark_indices,
+                                    found_by, None if found_by == FOUND_BY_HOG else score))
     return sorted(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]),
                   reverse=True)
 

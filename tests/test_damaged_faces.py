@@ -183,6 +183,40 @@ def test_no_face_in_a_photo_without_one_even_with_holes(aligner):
     assert align.find_damaged_faces(photo, known, SIZE, aligner=aligner) == []
 
 
+def suited_astronaut():
+    """The astronaut enlarged 2.4 times (a scan's scale), her face and the mission patch on her
+    suit, and a crack-like hole along the top of the patch, as the damage detector found there:
+    (photo, known, her face's box, the patch's box)."""
+    import cv2
+
+    big = cv2.resize(data.astronaut(), None, fx=2.4, fy=2.4, interpolation=cv2.INTER_CUBIC)
+    photo = np.ascontiguousarray(big[150:1100, 250:700])
+    known = np.ones(photo.shape[:2], np.uint8)
+    arc = np.array([(372, 858), (390, 842), (420, 838), (450, 846), (470, 862), (480, 885),
+                    (484, 905)]) - [250, 150]
+    cv2.polylines(known, [arc.astype(np.int32)], False, 0, 16)
+    return photo, known > 0, (185, 42, 400, 257), (55, 656, 261, 869)
+
+
+def test_a_pattern_near_a_hole_is_not_taken_for_a_face(aligner):
+    # HOG, looking hard around the hole (upsampled, threshold 0), took the mission patch for a
+    # face (score 0.07), and the model would have painted a face there.
+    photo, known, face, patch = suited_astronaut()
+    faces = align.find_damaged_faces(photo, known, SIZE, aligner=aligner)
+    assert [f for f in faces if align.box_iou(f.box, patch) > 0.1] == []
+    [found] = _match(faces, face)
+    assert found.found_by == align.FOUND_BY_HOG and found.aligned
+
+
+def test_a_face_found_near_the_hole_keeps_its_score_and_fit(damaged):
+    # The detector's confidence and how well the visible landmarks fit a face: what the bars for
+    # faces found near a hole look at.
+    _, _, _, box, _, faces = damaged
+    [face] = _match(faces, box)
+    assert face.score > 0 and face.hole_share >= align.NEAR_HOLE_SHARE
+    assert 0 <= face.fit_residual <= align.MAX_FIT_RESIDUAL
+
+
 def test_find_damaged_faces_checks_its_input(aligner):
     photo = astronaut()
     with pytest.raises(ValueError, match="mask has shape"):
