@@ -402,13 +402,17 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
             api_name="complete", preprocess=False, show_progress="minimal",
             show_progress_on=[status])
         cancel.click(None, cancels=[event])
-        gallery.select(pick, [chosen], [compare, downloads, status], api_name=False)
+        # the editor's own work (finding damage, painting a kind, picking an alternative) queues
+        # apart from the searches: an upload is not held up by another user's search
+        editing = dict(concurrency_limit=options.concurrency, concurrency_id="editing")
+        gallery.select(pick, [chosen], [compare, downloads, status], api_name=False, **editing)
         editor.upload(uploaded, [editor, threshold, searched],
-                      [editor, status, problem, searched], api_name=False, preprocess=False)
+                      [editor, status, problem, searched], api_name=False, preprocess=False,
+                      **editing)
         find.click(find_damage, [editor, threshold], [editor, status, problem],
-                   api_name="find_damage", preprocess=False)
+                   api_name="find_damage", preprocess=False, **editing)
         kind.input(preview_kind, [editor, kind, seed], [editor, kind, status, problem],
-                   api_name="preview_kind", preprocess=False)
+                   api_name="preview_kind", preprocess=False, **editing)
         app.unload(forget)  # the tab was closed: its downloads go
     return app.queue(default_concurrency_limit=options.concurrency, max_size=options.queue_size)
 
