@@ -969,3 +969,51 @@ def _wait_for_status(page, done, screenshot, seconds=120):
     page.screenshot(path=str(screenshot))
     raise AssertionError(f"the page said {seen[-3:]}, and under Complete "
                          f"{page.locator('#problem').all_inner_texts()}")
+
+
+def test_browser_the_found_damage_stays_put_under_a_stroke_on_a_small_photo(tiny_model_dir,
+                                                                            tmp_path):
+    """On a photo smaller than the editor's canvas, the layer the page paints must lie over the
+    damage: once a stroke is painted, the browser sends the layer as it draws it, and every
+    pixel the detector found must still be in the mask used, where it was found."""
+    from playwright.sync_api import sync_playwright
+    from skimage import data
+
+    from dcgan_complete.damage import damage_photo
+    from dcgan_complete.detector import damage_mask, detect_damage
+    from dcgan_complete.options import DetectOptions
+
+    executable = _chromium()
+    drawn = damage_photo(np.ascontiguousarray(data.astronaut()[40:415, 6:506]), 2,
+                         kinds=("crack",), look=False, scene_lines=0)   # 500 x 375
+    write_image(tmp_path / "small.png", drawn.damaged)
+    found = damage_mask(detect_damage(drawn.damaged), DetectOptions.threshold,
+                        DetectOptions.grow) < 0.5
+    assert found.sum() > 500
+    with serve_process(tmp_path, "--checkpoint-dir", tiny_model_dir, "--detector",
+                       REPO / "dcgan_complete" / "weights", "--iterations", "20",
+                       "--init", "random") as (url, _), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            _upload(page, tmp_path / "small.png")
+            _wait_for_status(page, lambda text: "Damage found on" in text, tmp_path / "s.png")
+            time.sleep(2)
+            box = page.locator("#editor canvas").first.bounding_box()
+            x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
+            page.mouse.move(x, y)
+            page.mouse.down()
+            for i in range(1, 4):
+                page.mouse.move(x + 10 * i, y + 3 * i)
+            page.mouse.up()
+            page.click("#complete")
+            _wait_for_status(page, lambda text: text.startswith("Done"), tmp_path / "s.png")
+            mask = _decode(page.request.get(page.locator(
+                "#downloads a[href$='.mask.png']").get_attribute("href")).body())
+        finally:
+            browser.close()
+    filled = mask[..., 0] == 0
+    assert filled.shape == found.shape
+    assert (found & filled).sum() >= 0.98 * found.sum()     # where the detector found it
+    assert filled.sum() > found.sum()                        # and the stroke
