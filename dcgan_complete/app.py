@@ -50,12 +50,11 @@ from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.options import OPTIMIZERS, DetectOptions, MaskOptions, ServeOptions
 from dcgan_complete.page import (BRUSH_ONLY, EDITOR_CANVAS, KEEP_FILES_SECONDS, MAX_ITERATIONS,
                                  MAX_PAGE_VARIANTS, MAX_RESTARTS, PAGE_MASK_KINDS, Aligners,
-                                 PageResult,
-                                 Progress, Searches, SessionFiles, UploadError, editor_value,
-                                 form_number, is_photo, limits_text, mask_layer, painted_known,
-                                 photo_report, prepare_input, read_upload, repair_live,
-                                 save_crop_result, save_photo_result, search_live,
-                                 upload_path, with_note)
+                                 PageResult, Progress, Searches, SessionFiles, UploadError,
+                                 editor_value, form_number, is_photo, layers_painted, limits_text,
+                                 mask_layer, painted_known, photo_report, prepare_input,
+                                 read_upload, repair_live, save_crop_result, save_photo_result,
+                                 search_live, upload_path, with_note)
 from dcgan_complete.search import Completer
 
 APP_EXTRA = "pip install 'dcgan-complete[app]'"
@@ -134,25 +133,33 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         raise gr.Error(message, print_exception=False)
 
     def uploaded(editor, threshold, last, request):
-        """A new upload: with a detector, what it finds is painted as the mask layer.  The
-        editor reports the layer the page sent as an upload too: that one is not searched
-        again (``last``: the background searched last)."""
-        background = upload_path((editor or {}).get("background") if isinstance(editor, dict)
-                                 else editor)[0]
-        if background is None:  # the editor cleared
+        """A new upload: with a detector, what it finds is painted as the mask layer.
+
+        The editor reports the value the page sends it as an upload of its own, with the layer
+        painted: that one is not searched again, nor is the background searched last
+        (``last``), or every layer sent would be searched for again, and again."""
+        editor = editor if isinstance(editor, dict) else {"background": editor}
+        background = upload_path(editor.get("background"))[0]
+        if background is None or background == last:  # the editor cleared, or its echo
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        if detector is None:
+        try:
+            echo = layers_painted(editor.get("layers"), options.max_megapixels)
+        except UploadError:
+            echo = False  # the upload itself is read and refused below
+        if echo:
+            yield gr.skip(), gr.skip(), gr.skip(), background
+        elif detector is None:
             yield gr.skip(), "Paint over the damage with the brush, then press Complete.", \
                 gr.skip(), background
-        elif background != last:
-            for values in find_damage(editor, threshold, request):
-                yield (*values, background)
         else:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            for values in find_damage(editor, threshold, request, upload=True):
+                yield (*values, background)
 
-    def find_damage(editor, threshold, request):
+    def find_damage(editor, threshold, request, upload=False):
         """Run the detector on the upload: what it finds becomes the editor's mask layer (the
-        strokes painted before are replaced)."""
+        strokes painted before are replaced).  On an ``upload`` where nothing is found, the
+        editor is left as it is."""
         try:
             editor = editor if isinstance(editor, dict) else {"background": editor}
             image, _ = read_upload(editor.get("background"), options.max_megapixels)
@@ -183,7 +190,8 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
             text = (f"Damage found on {share:.2%} of the image (threshold {threshold:g}, "
                     f"{time.perf_counter() - tic:.1f} s), painted black on it. The brush adds "
                     "to it, the eraser takes away; then press Complete.")
-        yield (editor_value(editor.get("background"), layer if share else None), text,
+        value = editor_value(editor.get("background"), layer if share else None)
+        yield (gr.skip() if upload and not share else value, text,
                gr.update(value="", visible=False))
 
     def preview_kind(editor, kind, seed, request):

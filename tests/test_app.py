@@ -901,7 +901,7 @@ def test_browser_a_cracked_photo_found_painted_completed_and_downloaded(tmp_path
             page.goto(url)
             _upload(page, tmp_path / "cracked-print.png")
             found = _wait_for_status(page, lambda text: "Damage found on" in text, shot)
-            time.sleep(2)  # the editor draws the layer the page sent
+            _wait_for_the_editor(page)
             box = page.locator("#editor canvas").first.bounding_box()
             x, y = box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.8
             page.mouse.move(x, y)  # a stroke low on the left, far from the crack
@@ -957,6 +957,21 @@ def _upload(page, path):
     raise AssertionError("the editor never showed the uploaded photo")
 
 
+def _wait_for_the_editor(page, seconds=60):
+    """Until the editor has drawn the layer the page sent: it reports the layer as an upload of
+    its own, whose progress shows on the editor; a stroke painted before that is drawn over."""
+    deadline, quiet_since = time.time() + seconds, None
+    while time.time() < deadline:
+        # its progress: "processing | 3.1s", "queue: 1/1 | 0.4s", or the time alone
+        busy = re.search(r"processing|queue|\d\.\ds", page.locator("#editor").inner_text())
+        quiet_since = None if busy else (quiet_since or time.time())
+        if quiet_since and time.time() - quiet_since > 1.5:
+            return
+        time.sleep(0.1)
+    page.screenshot(path="/tmp/busy.png")
+    raise AssertionError(f"the editor stayed busy: {page.locator('#editor').inner_text()!r}")
+
+
 def _wait_for_status(page, done, screenshot, seconds=120):
     """The status text once ``done(text)``; a screenshot and the page's messages if never."""
     deadline = time.time() + float(os.environ.get("PAGE_DEADLINE", seconds))
@@ -996,10 +1011,19 @@ def test_browser_the_found_damage_stays_put_under_a_stroke_on_a_small_photo(tiny
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            _upload(page, tmp_path / "small.png")
-            _wait_for_status(page, lambda text: "Damage found on" in text, tmp_path / "s.png")
-            time.sleep(2)
+            # the editor sometimes stays busy after the page sets its layer (its echo of that
+            # value never finishes; noted for the page's issue): then the page is opened again
+            for attempt in range(3):
+                page.goto(url)
+                _upload(page, tmp_path / "small.png")
+                _wait_for_status(page, lambda text: "Damage found on" in text,
+                                 tmp_path / "s.png")
+                try:
+                    _wait_for_the_editor(page, seconds=20)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
             box = page.locator("#editor canvas").first.bounding_box()
             x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
             page.mouse.move(x, y)
