@@ -1,9 +1,10 @@
 """``dcgan-complete serve``: a local web page that repairs damaged photos and faces.
 
-The page is a Gradio app (the optional ``app`` extra).  An upload is searched by the damage
-detector, when there is one, and what it finds is painted as the editor's mask layer; the brush
-adds to it, the eraser takes away, "Find damage" runs the detector again at another threshold,
-and a mask kind is painted into the layer in every face's frame.  Complete repairs it: an upload
+The page is a Gradio app (the optional ``app`` extra).  A photo given to the upload box is
+searched by the damage detector, when there is one, and comes back in the editor with what was
+found painted as its mask layer; the brush adds to it, the eraser takes away, "Find damage" runs
+the detector again at another threshold, and a mask kind is painted into the layer in every
+face's frame.  Complete repairs it: an upload
 of the model's size is an aligned crop, searched as it is; any other is a photo, repaired at its
 own size as ``complete`` repairs it (:class:`~dcgan_complete.photo.PhotoRepairer`): its faces by
 the model, the rest of the mask by Telea, every other pixel unchanged.  While the search runs the
@@ -51,7 +52,7 @@ from dcgan_complete.options import OPTIMIZERS, DetectOptions, MaskOptions, Serve
 from dcgan_complete.page import (BRUSH_ONLY, EDITOR_CANVAS, KEEP_FILES_SECONDS, MAX_ITERATIONS,
                                  MAX_PAGE_VARIANTS, MAX_RESTARTS, PAGE_MASK_KINDS, Aligners,
                                  PageResult, Progress, Searches, SessionFiles, UploadError,
-                                 editor_value, form_number, is_photo, layers_painted, limits_text,
+                                 editor_value, form_number, is_photo, limits_text,
                                  mask_layer, painted_known, photo_report, prepare_input,
                                  read_upload, repair_live, save_crop_result, save_photo_result,
                                  search_live, upload_path, with_note)
@@ -125,41 +126,66 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
     outputs_count = 10  # status ... chosen: see the click event below
 
     def refuse(message, count=outputs_count, problem_at=5):
-        """A request the page cannot do: the message stays under the Complete button (and an
-        API caller gets it as the error)."""
+        """A request the page cannot do: the message stays beside the control that made it
+        (output ``problem_at``: under Complete, or under the photo for Find damage), and an API
+        caller gets it as the error."""
         values = [gr.skip()] * count
         values[problem_at] = gr.update(value=f"**{message}**", visible=True)
         yield tuple(values)
         raise gr.Error(message, print_exception=False)
 
-    def uploaded(editor, threshold, last, request):
-        """A new upload: with a detector, what it finds is painted as the mask layer.
+    def uploaded(photo, threshold, request):
+        """A photo given to the upload box (or a sample picked): it goes into the editor, with
+        what the detector finds painted as the mask layer.
 
-        The editor reports the value the page sends it as an upload of its own, with the layer
-        painted: that one is not searched again, nor is the background searched last
-        (``last``), or every layer sent would be searched for again, and again."""
-        editor = editor if isinstance(editor, dict) else {"background": editor}
-        background = upload_path(editor.get("background"))[0]
-        if background is None or background == last:  # the editor cleared, or its echo
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return
+        The editor itself takes no uploads and nothing listens to its own upload event: it
+        reports every value the page sends it as an upload of its own, and a listener that
+        reads the editor while it is still drawing that value can leave it busy for good."""
+        if upload_path(photo)[0] is None:  # the box cleared ("Another photo")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
-            echo = layers_painted(editor.get("layers"), options.max_megapixels)
-        except UploadError:
-            echo = False  # the upload itself is read and refused below
-        if echo:
-            yield gr.skip(), gr.skip(), gr.skip(), background
-        elif detector is None:
-            yield gr.skip(), "Paint over the damage with the brush, then press Complete.", \
-                gr.skip(), background
+            image, _ = read_upload(photo, options.max_megapixels)
+        except UploadError as exc:
+            return (gr.skip(), gr.skip(), gr.skip(), gr.skip(),
+                    gr.update(value=f"**{exc}**", visible=True))
+        background = upload_path(photo)[0]
+        if detector is None:
+            layer = None
+            text = "Paint over the damage with the brush, then press Complete."
         else:
-            for values in find_damage(editor, threshold, request, upload=True):
-                yield (*values, background)
+            layer, text = detect_layer(image, detect_options.threshold if threshold is None
+                                       else threshold, request)
+        return (gr.update(value=editor_value(background, layer), visible=True),
+                gr.update(visible=False), gr.update(visible=True), text,
+                gr.update(value="", visible=False))
 
-    def find_damage(editor, threshold, request, upload=False):
-        """Run the detector on the upload: what it finds becomes the editor's mask layer (the
-        strokes painted before are replaced).  On an ``upload`` where nothing is found, the
-        editor is left as it is."""
+    def another_photo():
+        """Back to the upload box, the editor emptied."""
+        return (gr.update(value=None, visible=True), gr.update(value=None, visible=False),
+                gr.update(visible=False), "Waiting for a photo.",
+                gr.update(value="", visible=False))
+
+    def detect_layer(image, threshold, request):
+        """The detector's mask layer for ``image`` (a PNG's path; None when nothing is found)
+        and the status line that says so."""
+        from dcgan_complete.detector import damage_mask, detect_damage
+
+        tic = time.perf_counter()
+        known = damage_mask(detect_damage(image, detector), threshold,
+                            detect_options.grow) >= 0.5
+        share = 1 - known.mean()
+        if share == 0:
+            return None, (f"No damage found at threshold {threshold:g}: paint it with the "
+                          "brush, or lower the threshold and press Find damage.")
+        layer = files.new_folder(request.session_hash) / "damage-found.png"
+        imgs.write_image(layer, mask_layer(known))
+        return layer, (f"Damage found on {share:.2%} of the image (threshold {threshold:g}, "
+                       f"{time.perf_counter() - tic:.1f} s), painted black on it. The brush "
+                       "adds to it, the eraser takes away; then press Complete.")
+
+    def find_damage(editor, threshold, request):
+        """Run the detector on the editor's image again: what it finds becomes the mask layer
+        (the strokes painted before are replaced)."""
         try:
             editor = editor if isinstance(editor, dict) else {"background": editor}
             image, _ = read_upload(editor.get("background"), options.max_megapixels)
@@ -175,23 +201,8 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         except UploadError as exc:
             yield from refuse(str(exc), 3, 2)
             return
-        from dcgan_complete.detector import damage_mask, detect_damage
-
-        tic = time.perf_counter()
-        known = damage_mask(detect_damage(image, detector), threshold,
-                            detect_options.grow) >= 0.5
-        layer = files.new_folder(request.session_hash) / "damage-found.png"
-        imgs.write_image(layer, mask_layer(known))
-        share = 1 - known.mean()
-        if share == 0:
-            text = (f"No damage found at threshold {threshold:g}: paint it with the brush, or "
-                    "lower the threshold and press Find damage.")
-        else:
-            text = (f"Damage found on {share:.2%} of the image (threshold {threshold:g}, "
-                    f"{time.perf_counter() - tic:.1f} s), painted black on it. The brush adds "
-                    "to it, the eraser takes away; then press Complete.")
-        value = editor_value(editor.get("background"), layer if share else None)
-        yield (gr.skip() if upload and not share else value, text,
+        layer, text = detect_layer(image, threshold, request)
+        yield (editor_value(editor.get("background"), layer), text,
                gr.update(value="", visible=False))
 
     def preview_kind(editor, kind, seed, request):
@@ -336,12 +347,19 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
             "pixel that is not painted stays as it is.")
         with gr.Row():
             with gr.Column(scale=1):
+                photo = gr.Image(label=f"Photo, or a face ({size}x{size} aligned crop)",
+                                 type="filepath", sources=["upload", "clipboard"],
+                                 elem_id="photo", height=400)
                 editor = gr.ImageMask(
-                    label=f"Photo, or a face ({size}x{size} aligned crop): black = to repair",
-                    type="filepath", image_mode="RGBA", format="png",
-                    sources=["upload", "clipboard"],
+                    label="Black = to repair: the brush adds, the eraser takes away",
+                    type="filepath", image_mode="RGBA", format="png", sources=(),
                     transforms=(), layers=False, elem_id="editor", canvas_size=EDITOR_CANVAS,
+                    visible=False,
                     brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=6))
+                another = gr.Button("Another photo", size="sm", elem_id="another-photo",
+                                    visible=False)
+                # an upload the page cannot use, or Find damage refused, says why here
+                photo_problem = gr.Markdown("", visible=False, elem_id="photo-problem")
                 with gr.Row():
                     threshold = gr.Slider(0.05, 0.95, value=detect_options.threshold,
                                           step=0.05, label="Damage threshold",
@@ -377,7 +395,7 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
                                          label="Optimiser")
                 if samples is not None:
                     gr.Examples([[str(p)] for p in imgs.find_images(samples, recursive=False)],
-                                inputs=[editor], label="Sample faces")
+                                inputs=[photo], label="Sample faces")
             with gr.Column(scale=1):
                 status = gr.Markdown("Waiting for a photo.", elem_id="status")
                 compare = gr.ImageSlider(label="Before / after (drag; fullscreen to zoom)",
@@ -402,7 +420,6 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
                                     file_count="multiple", interactive=False,
                                     elem_id="downloads")
                 chosen = gr.State(None)
-                searched = gr.State(None)  # the upload last searched for damage
         event = run.click(
             complete, [editor, kind, iterations, lam, restarts, seed, optimizer, variants],
             [status, masked, completed, generated, downloads, problem, compare, gallery, spread,
@@ -414,10 +431,13 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         # apart from the searches: an upload is not held up by another user's search
         editing = dict(concurrency_limit=options.concurrency, concurrency_id="editing")
         gallery.select(pick, [chosen], [compare, downloads, status], api_name=False, **editing)
-        editor.upload(uploaded, [editor, threshold, searched],
-                      [editor, status, problem, searched], api_name=False, preprocess=False,
-                      **editing)
-        find.click(find_damage, [editor, threshold], [editor, status, problem],
+        # an upload or a sample picked (a change): the photo goes into the editor
+        photo.change(uploaded, [photo, threshold],
+                     [editor, photo, another, status, photo_problem],
+                     api_name=False, preprocess=False, **editing)
+        another.click(another_photo, None, [photo, editor, another, status, photo_problem],
+                      api_name=False, queue=False)
+        find.click(find_damage, [editor, threshold], [editor, status, photo_problem],
                    api_name="find_damage", preprocess=False, **editing)
         kind.input(preview_kind, [editor, kind, seed], [editor, kind, status, problem],
                    api_name="preview_kind", preprocess=False, **editing)

@@ -141,15 +141,6 @@ def painted_known(layers, shape, max_megapixels=ServeOptions.max_megapixels):
     return known
 
 
-def layers_painted(layers, max_megapixels=ServeOptions.max_megapixels):
-    """Whether any of the editor's ``layers`` has a painted pixel (see :func:`painted_known`)."""
-    for layer in layers or ():
-        pixels, _ = read_upload(layer, max_megapixels)
-        if (pixels.astype(np.float32).mean(axis=2) < PAINT_THRESHOLD).any():
-            return True
-    return False
-
-
 def _canvas_shape(shape):
     """The shape of the editor's canvas for an image of ``shape``: at least EDITOR_CANVAS."""
     return max(shape[0], EDITOR_CANVAS[1]), max(shape[1], EDITOR_CANVAS[0])

@@ -714,9 +714,9 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-d
                  "--no-first-run"]
 
 
-# the editor's placeholder is gone once it holds an image
+# the editor is shown, with a canvas, once the page has put the upload into it
 EDITOR_HAS_IMAGE = ("document.querySelector('#editor canvas') !== null && "
-                    "!document.querySelector('#editor').innerText.includes('Upload an image')")
+                    "document.querySelector('#editor').offsetParent !== null")
 
 
 def _chromium():
@@ -767,7 +767,6 @@ def paint_and_complete(url, face, screenshot, viewport=(1400, 1000)):
     """Open the page, upload ``face``, paint a stroke across its middle, press Complete and
     wait for the result, then download the completed PNG; returns (masked, completed, statuses
     seen, hosts asked, the downloaded PNG)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -777,17 +776,8 @@ def paint_and_complete(url, face, screenshot, viewport=(1400, 1000)):
             hosts = set()
             page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
             page.goto(url)
-            page.wait_for_function("document.querySelector('#editor canvas') !== null")
-            upload = page.locator("#editor input[type=file]")
-            for _ in range(5):  # a file given while the editor sets itself up is not taken
-                upload.set_input_files(str(face))
-                with contextlib.suppress(PlaywrightTimeout):
-                    page.wait_for_function(EDITOR_HAS_IMAGE, timeout=5000)
-                    break
-                upload.set_input_files([])  # so that giving it again is a change
-            else:
-                raise AssertionError("the editor never showed the uploaded face")
-            time.sleep(1)  # the editor draws the image
+            _upload(page, face)
+            _wait_for_the_editor(page)
             box = page.locator("#editor canvas").first.bounding_box()
             x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
             page.mouse.move(x - 60, y - 10)
@@ -942,24 +932,14 @@ def test_browser_a_cracked_photo_found_painted_completed_and_downloaded(tmp_path
 
 
 def _upload(page, path):
-    """Give the editor a file, again until it shows it (one given while it sets itself up is
-    not taken)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    page.wait_for_function("document.querySelector('#editor canvas') !== null")
-    upload = page.locator("#editor input[type=file]")
-    for _ in range(5):
-        upload.set_input_files(str(path))
-        with contextlib.suppress(PlaywrightTimeout):
-            page.wait_for_function(EDITOR_HAS_IMAGE, timeout=10000)
-            return
-        upload.set_input_files([])  # so that giving it again is a change
-    raise AssertionError("the editor never showed the uploaded photo")
+    """Give the upload box a file and wait until the page has put it into the editor."""
+    page.locator("#photo input[type=file]").set_input_files(str(path))
+    page.wait_for_function(EDITOR_HAS_IMAGE, timeout=60000)
 
 
 def _wait_for_the_editor(page, seconds=60):
-    """Until the editor has drawn the layer the page sent: it reports the layer as an upload of
-    its own, whose progress shows on the editor; a stroke painted before that is drawn over."""
+    """Until the editor is quiet: it shows the progress of the event that sends it the photo and
+    its layer, then draws them; a stroke painted before that is drawn over."""
     deadline, quiet_since = time.time() + seconds, None
     while time.time() < deadline:
         # its progress: "processing | 3.1s", "queue: 1/1 | 0.4s", or the time alone
@@ -984,3 +964,84 @@ def _wait_for_status(page, done, screenshot, seconds=120):
     page.screenshot(path=str(screenshot))
     raise AssertionError(f"the page said {seen[-3:]}, and under Complete "
                          f"{page.locator('#problem').all_inner_texts()}")
+
+
+def test_browser_found_again_stroked_and_an_alternative_picked_on_a_small_photo(tiny_model_dir,
+                                                                              tmp_path):
+    """On a photo smaller than the editor's canvas, the layer the page paints must lie over the
+    damage: once a stroke is painted, the browser sends the layer as it draws it, and every
+    pixel the detector found (here at a lower threshold, with "Find damage" pressed after the
+    upload) must still be in the mask used, where it was found.  Setting the editor's value
+    twice must leave it usable, and "Another photo" brings the upload box back."""
+    from playwright.sync_api import sync_playwright
+    from skimage import data
+
+    from dcgan_complete.damage import damage_photo
+    from dcgan_complete.detector import damage_mask, detect_damage
+    from dcgan_complete.options import DetectOptions
+
+    executable = _chromium()
+    drawn = damage_photo(np.ascontiguousarray(data.astronaut()[40:415, 6:506]), 2,
+                         kinds=("crack",), look=False, scene_lines=0)   # 500 x 375
+    write_image(tmp_path / "small.png", drawn.damaged)
+    found = damage_mask(detect_damage(drawn.damaged), 0.3, DetectOptions.grow) < 0.5
+    assert found.sum() > (damage_mask(detect_damage(drawn.damaged), DetectOptions.threshold,
+                                      DetectOptions.grow) < 0.5).sum() > 500
+    with serve_process(tmp_path, "--checkpoint-dir", tiny_model_dir, "--detector",
+                       REPO / "dcgan_complete" / "weights", "--iterations", "20",
+                       "--init", "random") as (url, _), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            # a file that is not an image, though named one: the message stays by the upload box
+            (tmp_path / "broken.png").write_bytes(b"not a picture at all" * 10)
+            page.locator("#photo input[type=file]").set_input_files(str(tmp_path / "broken.png"))
+            page.wait_for_function("document.querySelector('#photo-problem') !== null && "
+                                   "document.querySelector('#photo-problem').offsetParent "
+                                   "!== null", timeout=60000)
+            assert "broken.png" in page.locator("#photo-problem").inner_text()
+            _upload(page, tmp_path / "small.png")
+            _wait_for_status(page, lambda text: "Damage found on" in text, tmp_path / "s.png")
+            _wait_for_the_editor(page)
+            assert not page.locator("#photo-problem").is_visible()   # gone with a good upload
+            page.locator("#threshold input[type=number]").fill("0.3")
+            page.locator("#threshold input[type=number]").press("Enter")
+            page.click("#find-damage")
+            _wait_for_status(page, lambda text: "(threshold 0.3," in text, tmp_path / "s.png")
+            _wait_for_the_editor(page)
+            box = page.locator("#editor canvas").first.bounding_box()
+            x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
+            page.mouse.move(x, y)
+            page.mouse.down()
+            for i in range(1, 4):
+                page.mouse.move(x + 10 * i, y + 3 * i)
+            page.mouse.up()
+            page.locator("#variants-count input[type=number]").fill("2")
+            page.locator("#variants-count input[type=number]").press("Enter")
+            page.click("#complete")
+            _wait_for_status(page, lambda text: text.startswith("Done"), tmp_path / "s.png")
+            mask = _decode(page.request.get(page.locator(
+                "#downloads a[href$='.mask.png']").get_attribute("href")).body())
+            first = _decode(page.request.get(page.locator(
+                "#downloads a[href$='-completed.png']").get_attribute("href")).body())
+            # the second alternative picked: it becomes the photo to download
+            page.locator("#variants img").nth(1).click()
+            _wait_for_status(page, lambda text: text.startswith("Alternative 2 of 2 chosen"),
+                             tmp_path / "s.png")
+            second = _decode(page.request.get(page.locator(
+                "#downloads a[href$='.variant2.png']").get_attribute("href")).body())
+            page.click("#another-photo")
+            page.wait_for_function("document.querySelector('#photo') !== null && "
+                                   "document.querySelector('#photo').offsetParent !== null && "
+                                   "(document.querySelector('#editor') === null || "
+                                   "document.querySelector('#editor').offsetParent === null)")
+        finally:
+            browser.close()
+    filled = mask[..., 0] == 0
+    assert filled.shape == found.shape
+    assert (found & filled).sum() >= 0.98 * found.sum()     # where the detector found it
+    assert filled.sum() > found.sum()                        # and the stroke
+    assert np.array_equal(first[~filled], drawn.damaged[~filled])   # both fills keep the rest
+    assert np.array_equal(second[~filled], drawn.damaged[~filled])
+    assert not np.array_equal(first[filled], second[filled])        # and differ in the hole
