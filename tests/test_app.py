@@ -966,8 +966,8 @@ def _wait_for_status(page, done, screenshot, seconds=120):
                          f"{page.locator('#problem').all_inner_texts()}")
 
 
-def test_browser_found_again_stroked_and_an_alternative_picked_on_a_small_photo(tiny_model_dir,
-                                                                              tmp_path):
+def test_browser_found_again_stroked_and_an_alternative_picked_on_a_small_photo(
+        tiny_model_dir, tmp_path):
     """On a photo smaller than the editor's canvas, the layer the page paints must lie over the
     damage: once a stroke is painted, the browser sends the layer as it draws it, and every
     pixel the detector found (here at a lower threshold, with "Find damage" pressed after the
