@@ -270,19 +270,18 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         # again, which can cut short a browser still fetching it: a preview is not sent twice
         try:
             result, shown = None, None
-            with aligners.lend() as aligner:
-                events = (repair_live(live, page, stop, mask_options, aligner) if page.photo
-                          else search_live(live, page, stop))
-                for event in events:
-                    if isinstance(event, Progress):
-                        fresh = shown is None or not np.array_equal(event.preview, shown)
-                        shown = event.preview
-                        yield (with_note(f"Searching: iteration {event.iterations} of "
-                                         f"{event.total}, loss {event.loss:.1f}", page.note),
-                               gr.skip(), event.preview if fresh else gr.skip(),
-                               *[gr.skip()] * (outputs_count - 3))
-                    else:
-                        result = event
+            events = (repair_live(live, page, stop, mask_options, aligners) if page.photo
+                      else search_live(live, page, stop))
+            for event in events:
+                if isinstance(event, Progress):
+                    fresh = shown is None or not np.array_equal(event.preview, shown)
+                    shown = event.preview
+                    yield (with_note(f"Searching: iteration {event.iterations} of "
+                                     f"{event.total}, loss {event.loss:.1f}", page.note),
+                           gr.skip(), event.preview if fresh else gr.skip(),
+                           *[gr.skip()] * (outputs_count - 3))
+                else:
+                    result = event
             if result is None:
                 return
             out_dir = files.new_folder(request.session_hash)

@@ -440,15 +440,23 @@ def search_live(completer: LiveCompleter, page: PageInput, stop: threading.Event
 
 
 def repair_live(completer: LiveCompleter, page: PageInput, stop: threading.Event,
-                mask_options: MaskOptions | None = None, aligner=None):
+                mask_options: MaskOptions | None = None, aligners: Aligners | None = None):
     """Repair a photo at its own size as ``complete`` does (:class:`PhotoRepairer`: its faces
     by the model, the rest of the hole by Telea), in a thread of its own; yield a
     :class:`Progress` per chunk (its preview: the largest face's crop as it fills) and the
     PhotoRepair last.  ``stop`` and closing the generator end it as :func:`search_live`.
+
+    dlib's models are borrowed from ``aligners`` (None: loaded for this repair) by that thread
+    and given back when it ends, not when the page stops waiting for it: a search that is
+    stopped while its faces are looked for still holds them until it has looked.
     """
     from dcgan_complete.photo import PhotoRepairer, kind_hole
 
     def work(put):
+        with aligners.lend() if aligners else contextlib.nullcontext() as aligner:
+            return repair(put, aligner)
+
+    def repair(put, aligner):
         repairer = PhotoRepairer(completer, aligner=aligner)
         seed = completer.options.seed
         rng = np.random.default_rng(seed)  # as PhotoRepairer.repair draws its kinds and grain
