@@ -434,8 +434,9 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         photo.change(uploaded, [photo, threshold],
                      [editor, photo, another, status, photo_problem],
                      api_name=False, preprocess=False, **editing)
-        another.click(another_photo, None, [photo, editor, another, status, photo_problem],
-                      api_name=False, queue=False)
+        for emptied in (another.click, editor.clear):  # the editor's bin empties it too
+            emptied(another_photo, None, [photo, editor, another, status, photo_problem],
+                    api_name=False, queue=False)
         find.click(find_damage, [editor, threshold], [editor, status, photo_problem],
                    api_name="find_damage", preprocess=False, **editing)
         kind.input(preview_kind, [editor, kind, seed], [editor, kind, status, problem],

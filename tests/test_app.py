@@ -719,6 +719,13 @@ EDITOR_HAS_IMAGE = ("document.querySelector('#editor canvas') !== null && "
                     "document.querySelector('#editor').offsetParent !== null")
 
 
+# the upload box is shown again and the editor hidden
+UPLOAD_BOX_BACK = ("document.querySelector('#photo') !== null && "
+                   "document.querySelector('#photo').offsetParent !== null && "
+                   "(document.querySelector('#editor') === null || "
+                   "document.querySelector('#editor').offsetParent === null)")
+
+
 def _chromium():
     """Debian's chromium (Playwright's own browser download is not reachable here)."""
     for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
@@ -1031,11 +1038,13 @@ def test_browser_found_again_stroked_and_an_alternative_picked_on_a_small_photo(
                              tmp_path / "s.png")
             second = _decode(page.request.get(page.locator(
                 "#downloads a[href$='.variant2.png']").get_attribute("href")).body())
-            page.click("#another-photo")
-            page.wait_for_function("document.querySelector('#photo') !== null && "
-                                   "document.querySelector('#photo').offsetParent !== null && "
-                                   "(document.querySelector('#editor') === null || "
-                                   "document.querySelector('#editor').offsetParent === null)")
+            # "Another photo", or the editor's own bin, bring the upload box back
+            for empty in ("#another-photo", "#editor button[aria-label='Clear canvas']"):
+                if empty.startswith("#editor"):
+                    _upload(page, tmp_path / "small.png")
+                    _wait_for_the_editor(page)
+                page.click(empty)
+                page.wait_for_function(UPLOAD_BOX_BACK)
         finally:
             browser.close()
     filled = mask[..., 0] == 0
