@@ -478,6 +478,12 @@ def _detector(name, *decls, **kwargs):
 @_detector("lr", type=_LR, help="Adam's learning rate (cosine decay to a tenth).")
 @_detector("clean_fraction", type=click.FloatRange(0, 1, max_open=True),
            help="Share of training tiles without damage.")
+@_detector("hard_negatives", "--hard-negatives", multiple=True,
+           type=click.Path(exists=True, path_type=str),
+           help="A detector (folder or .weights.h5) whose false alarms on the training photos "
+                "become training tiles, as clean; repeat for several.")
+@_detector("hard_share", type=click.FloatRange(0, 1, max_open=True),
+           help="Share of training tiles cut from --hard-negatives.")
 @_detector("checkpoint_every", type=click.IntRange(1, MAX_ITERATIONS),
            help="Steps between checkpoints.")
 @_detector("precision", type=_PRECISIONS, help="Compute precision.")
@@ -498,6 +504,8 @@ def train_detector(data_dirs, threads, **options):
     from dcgan_complete.detector import train_detector as run
 
     result = run(data_dirs, options)
+    for note in result.notes:
+        click.echo(note, err=True)
     click.echo(f"{result.stopped} at step {result.step} after {result.seconds:.0f} s; detector "
                f"in {display_name(options.out_dir)}/")
     if result.stopped == "interrupted":

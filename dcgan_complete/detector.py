@@ -7,6 +7,7 @@ The network sees the photo at full resolution, so a 1-2 px scratch on a 2000 px 
 tile, so memory is bounded by the tile whatever the photo's size.  A second pass over the photo
 shrunk to :data:`WORKING_SIZE` px finds what is too large for the network's reach at full
 resolution (a torn corner, a large stain); a pixel's probability is the larger of the two.
+Both passes also look at the photo mirrored (:data:`FLIP`), the larger probability again.
 The output is a per-pixel probability of damage; :func:`damage_mask` turns it into a mask in
 the project's convention (1 = intact, 0 = damage).
 
@@ -15,7 +16,10 @@ random scale (large photos shrunk to as little as 0.3x, faces enlarged up to 3x)
 and scanned by :func:`damage.damage_photo`; a share of them left clean
 (:attr:`DetectorOptions.clean_fraction`) and a share drawn without the old-photo look
 (:data:`NO_LOOK_FRACTION`), so that neither an old look nor a modern photo reads as damage.
-The loss is binary cross-entropy plus soft Dice.  The run is resumable (``OUT/ckpt-STEP.npz``,
+With hard negatives (:attr:`DetectorOptions.hard_negatives`), a share of the tiles is cut
+around what other detectors flag on the clean training photos (:func:`mine_hard_negatives`):
+patterns of real photos that look like damage and are not.  The loss is binary cross-entropy
+plus soft Dice.  The run is resumable (``OUT/ckpt-STEP.npz``,
 as ``train``'s), logs to TensorBoard (``OUT/logs``) and writes the detector
 (``OUT/detector.weights.h5`` and ``OUT/detector.json``) at every checkpoint.
 
@@ -57,12 +61,19 @@ BUNDLED_DIR = Path(__file__).parent / "weights"
 TILE = 512        # the centre of each inference tile, px
 MARGIN = 32       # context on each side of a tile, px (cut off again)
 WORKING_SIZE = 512  # the longer side of the second, coarse pass
+FLIP = True         # look at the photo mirrored too (see detect_damage)
 LOG_EVERY = 10
 HELD_OUT_EVERY = {"raw_photos": 3, "lfw": 20, "utkface": 20}
 NO_LOOK_FRACTION = 0.25  # training tiles drawn without the old-photo look
 MAX_REGION = 6           # damage is drawn on regions up to this many tiles wide ...
 POOL_SIZE = 24           # ... and tiles are drawn from a pool at least this large
 EVAL_SEED = 1_000_000   # damage seeds of the evaluation: far from any training stream
+# Hard negatives (mine_hard_negatives): every large training photo and this many small ones
+# (faces) are searched by a detector; tiles are cut around its largest false alarms.
+MINE_SMALL_PHOTOS = 1500
+MINE_PER_PHOTO = 8        # false alarms (connected parts) per photo, largest first
+MINE_MIN_AREA = 6         # px: smaller parts are noise, not a pattern worth learning
+MINE_JITTER = 40          # px: the tile's centre is moved off the false alarm by up to this
 
 
 # ------------------------------------------------------------------------------ the network
@@ -188,13 +199,17 @@ def bundled_detector():
 
 
 # ----------------------------------------------------------------------------- inference
-def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=WORKING_SIZE):
+def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=WORKING_SIZE,
+                  flip=FLIP):
     """The probability that each pixel of ``photo`` is damage.
 
     Two passes: one at full resolution, where thin damage (a 1-2 px scratch) is found, and, on a
     photo larger than ``working_size``, one on the photo shrunk to it, where damage too large
     for the network's reach at full resolution is found (a missing corner, a large stain, big
-    letters); each pixel gets the larger probability of the two.
+    letters); each pixel gets the larger probability of the two.  With ``flip``, each pass also
+    runs on the photo mirrored left to right, and each pixel gets the larger probability of the
+    two views (twice the time: the network is far from symmetric, and what one view misses the
+    other often finds).
 
     At full resolution the photo is padded by reflection and cut into tiles of ``tile`` px on a
     fixed grid; each runs with ``margin`` px of context on every side, which is then cut off
@@ -213,6 +228,8 @@ def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=W
     working_size : int or None
         The longer side of the second pass; a photo at most 1.25 times that size gets none,
         and None skips it.
+    flip : bool
+        Also look at the photo mirrored.
 
     Returns
     -------
@@ -225,14 +242,22 @@ def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=W
         detector = bundled_detector()
     elif not isinstance(detector, Detector):
         detector = load_detector(detector)
-    out = _detect_tiled(photo, detector, tile, margin)
+
+    def views(image):
+        found = _detect_tiled(image, detector, tile, margin)
+        if flip:
+            mirrored = _detect_tiled(np.ascontiguousarray(image[:, ::-1]), detector, tile, margin)
+            np.maximum(found, mirrored[:, ::-1], out=found)
+        return found
+
+    out = views(photo)
     h, w = out.shape
     if working_size and max(h, w) > 1.25 * working_size:
         scale = working_size / max(h, w)
         small = cv2.resize(photo, (max(1, round(w * scale)), max(1, round(h * scale))),
                            interpolation=cv2.INTER_AREA)
-        coarse = _detect_tiled(small, detector, tile, margin)
-        np.maximum(out, cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR), out=out)
+        np.maximum(out, cv2.resize(views(small), (w, h), interpolation=cv2.INTER_LINEAR),
+                   out=out)
     return out
 
 
@@ -402,15 +427,74 @@ def split_photos(data_dirs):
     return train, held
 
 
-class TileSampler:
-    """Draws training tiles: a photo at a random scale, a crop, damage drawn on it."""
+def _is_small(path):
+    """LFW and UTKFace: small face crops (enlarged for training), not photos."""
+    return "lfw" in Path(path).parts or "utkface" in Path(path).parts
 
-    def __init__(self, paths, tile, clean_fraction=0.15, rng=None):
+
+def mine_hard_negatives(paths, detectors, tile, seed=None, progress=False):
+    """Tiles of the clean training photos ``paths`` around what ``detectors`` flag on them.
+
+    Each detector searches every large photo and :data:`MINE_SMALL_PHOTOS` small ones (drawn
+    with ``seed``; small ones enlarged to ``tile`` as the sampler does); around each of its
+    :data:`MINE_PER_PHOTO` largest false alarms a tile of ``tile`` px is cut, its centre moved
+    by up to :data:`MINE_JITTER` px.  These are patterns of real photos that look like damage
+    to a detector (glasses, printed shirts, flags, fabric, frames); training on them as clean
+    (:class:`TileSampler`) teaches the next detector that they are not.
+
+    Returns
+    -------
+    list of uint8 arrays (tile, tile, 3)
+    """
+    import cv2
+    from tqdm import tqdm
+
+    crops = []
+    for k, detector in enumerate(detectors):
+        rng = np.random.default_rng(None if seed is None else [seed, k])
+        large = [p for p in paths if not _is_small(p)]
+        small = [p for p in paths if _is_small(p)]
+        if len(small) > MINE_SMALL_PHOTOS:
+            small = [small[i] for i in rng.choice(len(small), MINE_SMALL_PHOTOS, replace=False)]
+        for path in tqdm(large + small, desc=f"hard negatives ({k + 1}/{len(detectors)})",
+                         unit="photo", disable=not progress, dynamic_ncols=True, mininterval=5):
+            try:
+                photo = images.read_image(path)
+            except images.ImageReadError:
+                continue
+            h, w = photo.shape[:2]
+            if min(h, w) < tile:
+                scale = tile * 1.05 / min(h, w)
+                photo = cv2.resize(photo, (round(w * scale), round(h * scale)),
+                                   interpolation=cv2.INTER_CUBIC)
+                h, w = photo.shape[:2]
+            flagged = detect_damage(photo, detector) >= 0.5
+            _, _, stats, centres = cv2.connectedComponentsWithStats(flagged.astype(np.uint8))
+            for part in np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:MINE_PER_PHOTO] + 1:
+                if stats[part, cv2.CC_STAT_AREA] < MINE_MIN_AREA:
+                    continue
+                cx, cy = centres[part]
+                y = int(np.clip(cy - tile / 2 + rng.integers(-MINE_JITTER, MINE_JITTER + 1),
+                                0, h - tile))
+                x = int(np.clip(cx - tile / 2 + rng.integers(-MINE_JITTER, MINE_JITTER + 1),
+                                0, w - tile))
+                crops.append(np.ascontiguousarray(photo[y:y + tile, x:x + tile]))
+    return crops
+
+
+class TileSampler:
+    """Draws training tiles: a photo at a random scale, a crop, damage drawn on it; and, with
+    ``negatives`` (:func:`mine_hard_negatives`), a ``negative_share`` of tiles cut from those,
+    half of them left clean and half with damage drawn over them."""
+
+    def __init__(self, paths, tile, clean_fraction=0.15, rng=None, negatives=(),
+                 negative_share=0.0):
         self.tile, self.clean_fraction = tile, clean_fraction
+        self.negatives, self.negative_share = list(negatives), negative_share
         self.rng = np.random.default_rng(rng)
         self.small, self.large = [], []
         for p in paths:
-            (self.small if ("lfw" in p.parts or "utkface" in p.parts) else self.large).append(p)
+            (self.small if _is_small(p) else self.large).append(p)
         self._cache = {}
         self._pending = []
 
@@ -427,11 +511,23 @@ class TileSampler:
 
     def sample(self):
         """One example: (damaged tile uint8 (t, t, 3), damage label bool (t, t))."""
+        if self.negatives and self.rng.random() < self.negative_share:
+            return self._negative()
         while len(self._pending) < POOL_SIZE:
             self._refill()
         i = int(self.rng.integers(len(self._pending)))
         self._pending[i], self._pending[-1] = self._pending[-1], self._pending[i]
         return self._pending.pop()
+
+    def _negative(self):
+        """A hard negative: what it flagged is not damage, whatever is drawn over it."""
+        rng = self.rng
+        crop = self.negatives[int(rng.integers(len(self.negatives)))]
+        if rng.random() < 0.5:
+            crop = np.ascontiguousarray(crop[:, ::-1])
+        example = damage_lib.damage_photo(crop, rng, kinds=() if rng.random() < 0.5 else None,
+                                          look=rng.random() >= NO_LOOK_FRACTION)
+        return example.damaged, example.damage
 
     def _refill(self):
         """Damage one region of a photo and cut tiles from it into the pool."""
@@ -551,6 +647,7 @@ class DetectorResult:
     seconds: float
     history: list
     exit_code: int = 0
+    notes: list = dataclasses.field(default_factory=list)  # warnings for the user
 
 
 def train_detector(data_dirs, options: DetectorOptions | None = None):
@@ -594,11 +691,19 @@ def train_detector(data_dirs, options: DetectorOptions | None = None):
             break
         except DcganError as exc:
             notes.append(f"warning: skipped {exc}")
+    negatives = []
+    if o.hard_negatives:  # mined again on every resume: the same tiles from the same seed
+        negatives = mine_hard_negatives(train_paths, [load_detector(p, precision)
+                                                      for p in o.hard_negatives],
+                                        o.tile, o.seed, o.progress)
+        if not negatives:
+            notes.append("note: the --hard-negatives detectors flag nothing on these photos")
     # a fresh stream of tiles on every resume, reproducible from the seed and the step
     sampler = TileSampler(train_paths, o.tile, o.clean_fraction,
-                          rng=None if o.seed is None else [o.seed, step])
+                          rng=None if o.seed is None else [o.seed, step],
+                          negatives=negatives, negative_share=o.hard_share)
     batches = _prefetch(lambda: sampler.batch(o.batch_size))
-    result = DetectorResult(step, "done", 0.0, [])
+    result = DetectorResult(step, "done", 0.0, [], notes=notes)
     start = time.perf_counter()
     writer = tf.summary.create_file_writer(str(out / "logs"))
     bar = tqdm(total=o.steps, initial=step, unit="step", desc="train-detector",

@@ -617,6 +617,12 @@ class DetectorOptions:
         Adam's learning rate (after a short warm-up, cosine decay to a tenth at ``steps``).
     clean_fraction : float
         The share of tiles with no damage at all.
+    hard_negatives : tuple of str
+        Detectors (folders or weight files) whose false alarms on the training photos become
+        training tiles: cut around what each flags on the clean photos, half of them with
+        damage drawn over them (:func:`~dcgan_complete.detector.mine_hard_negatives`).
+    hard_share : float
+        The share of tiles drawn from those, when there are any.
     checkpoint_every : int
         Steps between checkpoints.
     precision : str
@@ -634,6 +640,8 @@ class DetectorOptions:
     levels: int = 4
     lr: float = 1e-3
     clean_fraction: float = 0.2
+    hard_negatives: tuple = ()
+    hard_share: float = 0.3
     checkpoint_every: int = 200
     precision: str = "auto"
     seed: int | None = None
@@ -650,6 +658,10 @@ class DetectorOptions:
                                                   f"{{levels}} ({2 ** self.levels}), not "
                                                   f"{self.tile}")
         _in_range("clean_fraction", self.clean_fraction, 0, 1, high_open=True)
+        _in_range("hard_share", self.hard_share, 0, 1, high_open=True)
+        if isinstance(self.hard_negatives, (str, os.PathLike)):
+            self.hard_negatives = (self.hard_negatives,)
+        self.hard_negatives = tuple(str(p) for p in self.hard_negatives)
         _in_range("lr", self.lr, 0, MAX_LR, low_open=True)
         _choice("precision", self.precision, PRECISION_CHOICES)
         _seed(self)

@@ -131,3 +131,47 @@ def test_the_held_out_photos_are_a_fixed_share_of_each_set():
     # a person's photos are all on the same side
     assert det.is_held_out("lfw/Ann/Ann_0001.jpg") == det.is_held_out("lfw/Ann/Ann_0002.jpg")
     assert not det.is_held_out("my_photos/any.jpg")
+
+
+@pytest.fixture(scope="module")
+def cracked_dir(tmp_path_factory):
+    """A folder of one 'clean' photo that holds a crack: what a detector flags there is, for
+    the training, a false alarm to learn from."""
+    from skimage import data
+
+    from dcgan_complete.damage import damage_photo
+
+    root = tmp_path_factory.mktemp("cracked")
+    drawn = damage_photo(np.ascontiguousarray(data.astronaut()[:300, 100:400]), 3,
+                         kinds=("crack",), look=False, scene_lines=0)
+    write_image(root / "print.png", drawn.damaged)
+    return root
+
+
+def test_hard_negatives_are_tiles_around_what_a_detector_flags(cracked_dir):
+    bundled = det.bundled_detector()
+    paths, _ = det.split_photos([cracked_dir])
+    crops = det.mine_hard_negatives(paths, [bundled], 64, seed=0)
+    assert 1 <= len(crops) <= det.MINE_PER_PHOTO
+    for crop in crops:
+        assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8
+        assert (det.detect_damage(crop, bundled) >= 0.5).any()  # a false alarm in each
+    again = det.mine_hard_negatives(paths, [bundled], 64, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(crops, again))  # the seed fixes them
+
+
+def test_a_detector_trains_on_another_ones_false_alarms(cracked_dir, tmp_path):
+    options = det.DetectorOptions(out_dir=str(tmp_path), steps=2, checkpoint_every=10,
+                                  hard_negatives=str(det.BUNDLED_DIR), hard_share=0.5, **TINY)
+    assert options.hard_negatives == (str(det.BUNDLED_DIR),)
+    result = det.train_detector([cracked_dir], options)
+    assert result.step == 2 and result.notes == []
+    sampler = det.TileSampler(det.split_photos([cracked_dir])[0], 32, rng=0,
+                              negatives=[np.zeros((32, 32, 3), np.uint8)], negative_share=1.0)
+    labels = []
+    for _ in range(8):  # every tile comes from the negatives, half with damage drawn over it
+        tile, label = sampler.sample()
+        assert tile.shape == (32, 32, 3) and label.shape == (32, 32)
+        labels.append(label.any())
+    assert not sampler._pending and not sampler._cache   # no photo was read for them
+    assert any(labels) and not all(labels)
