@@ -175,3 +175,16 @@ def test_a_detector_trains_on_another_ones_false_alarms(cracked_dir, tmp_path):
         labels.append(label.any())
     assert not sampler._pending and not sampler._cache   # no photo was read for them
     assert any(labels) and not all(labels)
+
+
+def test_the_mirror_view_adds_what_it_finds(cracked_dir):
+    """flip=True: each pixel takes the larger probability of the photo and its mirror image."""
+    from dcgan_complete.images import read_image
+
+    image = read_image(cracked_dir / "print.png")
+    bundled = det.bundled_detector()
+    one = det.detect_damage(image, bundled, flip=False)
+    mirrored = det.detect_damage(np.ascontiguousarray(image[:, ::-1]), bundled, flip=False)
+    both = det.detect_damage(image, bundled)
+    assert det.FLIP and np.allclose(both, np.maximum(one, mirrored[:, ::-1]), atol=1e-6)
+    assert (both >= 0.5).sum() > (one >= 0.5).sum()   # the mirror view finds more of the crack
