@@ -4,10 +4,10 @@ The page is a Gradio app (the optional ``app`` extra).  A photo given to the upl
 searched by the damage detector, when there is one, and comes back in the editor with what was
 found painted as its mask layer; the brush adds to it, the eraser takes away, "Find damage" runs
 the detector again at another threshold, and a mask kind is painted into the layer in every
-face's frame.  Complete repairs it: an upload
-of the model's size is an aligned crop, searched as it is; any other is a photo, repaired at its
-own size as ``complete`` repairs it (:class:`~dcgan_complete.photo.PhotoRepairer`): its faces by
-the model, the rest of the mask by Telea, every other pixel unchanged.  While the search runs the
+face's frame.  Complete repairs it: an upload of the model's size is an aligned crop, searched
+as it is; any other is a photo, repaired at its own size as ``complete`` repairs it
+(:class:`~dcgan_complete.photo.PhotoRepairer`): its faces by the model, the rest of the mask by
+Telea, every other pixel unchanged.  While the search runs the
 page shows the iteration, the loss and the (largest) face's crop as it fills; then the photo
 before and after in a slider, masked | completed | G(z) of the face, one line per face (the
 model's or Telea's), and the downloads: the repaired photo as PNG and JPEG at full size, the mask
