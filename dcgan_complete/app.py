@@ -1,19 +1,19 @@
 """``dcgan-complete serve``: a local web page that repairs damaged photos and faces.
 
-The page is a Gradio app (the optional ``app`` extra).  A photo given to the upload box is
-searched by the damage detector, when there is one, and comes back in the editor with what was
-found painted as its mask layer; the brush adds to it, the eraser takes away, "Find damage" runs
-the detector again at another threshold, and a mask kind is painted into the layer in every
-face's frame.  Complete repairs it: an upload of the model's size is an aligned crop, searched
-as it is; any other is a photo, repaired at its own size as ``complete`` repairs it
+The page is a Gradio app (the optional ``app`` extra). A photo given to the upload box is searched
+by the damage detector, when there is one, and comes back in the editor with what was found painted
+as its mask layer; the brush adds to it, the eraser takes away, "Find damage" runs the detector
+again at another threshold, and a mask kind is painted into the layer in every face's frame.
+Complete repairs it: an upload of the model's size is an aligned crop, searched as it is; any other
+is a photo, repaired at its own size as ``complete`` repairs it
 (:class:`~dcgan_complete.photo.PhotoRepairer`): its faces by the model, the rest of the mask by
-Telea, every other pixel unchanged.  While the search runs the
-page shows the iteration, the loss and the (largest) face's crop as it fills; then the photo
-before and after in a slider, masked | completed | G(z) of the face, one line per face (the
-model's or Telea's), and the downloads: the repaired photo as PNG and JPEG at full size, the mask
-used and the GIF of the search.  With "Alternatives" above 1, several fills from starts kept
-apart (``CompleteOptions.variants``) are shown to pick from, with their spread map.  Pictures
-sent to the browser are at most :data:`PREVIEW_SIDE` px; downloads are full size.
+Telea, every other pixel unchanged. While the search runs the page shows the iteration, the loss and
+the (largest) face's crop as it fills; then the photo before and after in a slider, masked |
+completed | G(z) of the face, one line per face (the model's or Telea's), and the downloads: the
+repaired photo as PNG and JPEG at full size, the mask used and the GIF of the search. With
+"Alternatives" above 1, several fills from starts kept apart (``CompleteOptions.variants``) are
+shown to pick from, with their spread map. Pictures sent to the browser are at most
+:data:`PREVIEW_SIDE` px; downloads are full size.
 
 It runs offline: no CDN, no analytics, no share link.  Requests queue: ``concurrency`` searches
 run at once (one by default), ``queue_size`` more wait and are told their place, and one more is
