@@ -1045,6 +1045,9 @@ def test_browser_found_again_stroked_and_an_alternative_picked_on_a_small_photo(
                     _wait_for_the_editor(page)
                 page.click(empty)
                 page.wait_for_function(UPLOAD_BOX_BACK)
+            page.locator(".gallery-item").first.click()   # a sample face goes in as an upload
+            page.wait_for_function(EDITOR_HAS_IMAGE, timeout=60000)
+            _wait_for_status(page, lambda text: "found" in text, tmp_path / "s.png")
         finally:
             browser.close()
     filled = mask[..., 0] == 0
