@@ -979,7 +979,9 @@ def test_browser_found_again_stroked_and_an_alternative_picked_on_a_small_photo(
     damage: once a stroke is painted, the browser sends the layer as it draws it, and every
     pixel the detector found (here at a lower threshold, with "Find damage" pressed after the
     upload) must still be in the mask used, where it was found.  Setting the editor's value
-    twice must leave it usable, and "Another photo" brings the upload box back."""
+    twice must leave it usable.  Also: a broken upload before says why beside the upload box;
+    of two alternatives the second is picked and becomes the download; "Another photo" and the
+    editor's bin bring the upload box back; a sample face picked then goes into the editor."""
     from playwright.sync_api import sync_playwright
     from skimage import data
 
