@@ -124,6 +124,7 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
     files = SessionFiles(work_dir)
     aligners = Aligners()
     outputs_count = 10  # status ... chosen: see the click event below
+    results = []  # the outputs of a result, emptied by a new photo (set below)
 
     def refuse(message, count=outputs_count, problem_at=5):
         """A request the page cannot do: the message stays beside the control that made it
@@ -142,12 +143,12 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         reports every value the page sends it as an upload of its own, and a listener that
         reads the editor while it is still drawing that value can leave it busy for good."""
         if upload_path(photo)[0] is None:  # the box cleared ("Another photo")
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return (gr.skip(),) * (5 + len(results))
         try:
             image, _ = read_upload(photo, options.max_megapixels)
         except UploadError as exc:
             return (gr.skip(), gr.skip(), gr.skip(), gr.skip(),
-                    gr.update(value=f"**{exc}**", visible=True))
+                    gr.update(value=f"**{exc}**", visible=True), *[gr.skip()] * len(results))
         background = upload_path(photo)[0]
         if detector is None:
             layer = None
@@ -157,13 +158,18 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
                                        else threshold, request)
         return (gr.update(value=editor_value(background, layer), visible=True),
                 gr.update(visible=False), gr.update(visible=True), text,
-                gr.update(value="", visible=False))
+                gr.update(value="", visible=False), *no_results())
 
     def another_photo():
         """Back to the upload box, the editor emptied."""
         return (gr.update(value=None, visible=True), gr.update(value=None, visible=False),
                 gr.update(visible=False), "Waiting for a photo.",
-                gr.update(value="", visible=False))
+                gr.update(value="", visible=False), *no_results())
+
+    def no_results():
+        """The outputs of the last Complete emptied: they belong to the photo before."""
+        return (None, None, None, None, None, gr.update(value=None, visible=False),
+                gr.update(value=None, visible=False), None)
 
     def detect_layer(image, threshold, request):
         """The detector's mask layer for ``image`` (a PNG's path; None when nothing is found)
@@ -430,12 +436,15 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         # apart from the searches: an upload is not held up by another user's search
         editing = dict(concurrency_limit=options.concurrency, concurrency_id="editing")
         gallery.select(pick, [chosen], [compare, downloads, status], api_name=False, **editing)
-        # an upload or a sample picked (a change): the photo goes into the editor
+        # an upload or a sample picked (a change): the photo goes into the editor, and the
+        # results of the photo before go
+        results[:] = [compare, masked, completed, generated, downloads, gallery, spread, chosen]
         photo.change(uploaded, [photo, threshold],
-                     [editor, photo, another, status, photo_problem],
+                     [editor, photo, another, status, photo_problem, *results],
                      api_name=False, preprocess=False, **editing)
         for emptied in (another.click, editor.clear):  # the editor's bin empties it too
-            emptied(another_photo, None, [photo, editor, another, status, photo_problem],
+            emptied(another_photo, None,
+                    [photo, editor, another, status, photo_problem, *results],
                     api_name=False, queue=False)
         find.click(find_damage, [editor, threshold], [editor, status, photo_problem],
                    api_name="find_damage", preprocess=False, **editing)

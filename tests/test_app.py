@@ -1047,6 +1047,7 @@ def test_browser_found_again_stroked_and_an_alternative_picked_on_a_small_photo(
                     _wait_for_the_editor(page)
                 page.click(empty)
                 page.wait_for_function(UPLOAD_BOX_BACK)
+                assert page.locator("#downloads a").count() == 0   # the last result went too
             page.locator(".gallery-item").first.click()   # a sample face goes in as an upload
             page.wait_for_function(EDITOR_HAS_IMAGE, timeout=60000)
             _wait_for_status(page, lambda text: "found" in text, tmp_path / "s.png")
