@@ -124,7 +124,7 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
     files = SessionFiles(work_dir)
     aligners = Aligners()
     outputs_count = 10  # status ... chosen: see the click event below
-    results = []  # the outputs of a result, emptied by a new photo (set below)
+    results_count = 8  # compare ... chosen: a result's outputs, emptied by a new photo
 
     def refuse(message, count=outputs_count, problem_at=5):
         """A request the page cannot do: the message stays beside the control that made it
@@ -143,12 +143,12 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         reports every value the page sends it as an upload of its own, and a listener that
         reads the editor while it is still drawing that value can leave it busy for good."""
         if upload_path(photo)[0] is None:  # the box cleared ("Another photo")
-            return (gr.skip(),) * (5 + len(results))
+            return (gr.skip(),) * (5 + results_count)
         try:
             image, _ = read_upload(photo, options.max_megapixels)
         except UploadError as exc:
             return (gr.skip(), gr.skip(), gr.skip(), gr.skip(),
-                    gr.update(value=f"**{exc}**", visible=True), *[gr.skip()] * len(results))
+                    gr.update(value=f"**{exc}**", visible=True), *[gr.skip()] * results_count)
         background = upload_path(photo)[0]
         if detector is None:
             layer = None
@@ -438,7 +438,8 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         gallery.select(pick, [chosen], [compare, downloads, status], api_name=False, **editing)
         # an upload or a sample picked (a change): the photo goes into the editor, and the
         # results of the photo before go
-        results[:] = [compare, masked, completed, generated, downloads, gallery, spread, chosen]
+        results = [compare, masked, completed, generated, downloads, gallery, spread, chosen]
+        assert len(results) == results_count
         photo.change(uploaded, [photo, threshold],
                      [editor, photo, another, status, photo_problem, *results],
                      api_name=False, preprocess=False, **editing)

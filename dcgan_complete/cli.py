@@ -506,6 +506,8 @@ def train_detector(data_dirs, threads, **options):
     result = run(data_dirs, options)
     for note in result.notes:
         click.echo(note, err=True)
+    if result.hard_negatives:
+        click.echo(f"trained with {result.hard_negatives} hard-negative tiles")
     click.echo(f"{result.stopped} at step {result.step} after {result.seconds:.0f} s; detector "
                f"in {display_name(options.out_dir)}/")
     if result.stopped == "interrupted":

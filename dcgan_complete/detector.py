@@ -450,10 +450,11 @@ def mine_hard_negatives(paths, detectors, tile, seed=None, progress=False):
     from tqdm import tqdm
 
     crops = []
+    large = [p for p in paths if not _is_small(p)]
+    every_small = [p for p in paths if _is_small(p)]
     for k, detector in enumerate(detectors):
         rng = np.random.default_rng(None if seed is None else [seed, k])
-        large = [p for p in paths if not _is_small(p)]
-        small = [p for p in paths if _is_small(p)]
+        small = every_small
         if len(small) > MINE_SMALL_PHOTOS:
             small = [small[i] for i in rng.choice(len(small), MINE_SMALL_PHOTOS, replace=False)]
         for path in tqdm(large + small, desc=f"hard negatives ({k + 1}/{len(detectors)})",
@@ -648,6 +649,7 @@ class DetectorResult:
     history: list
     exit_code: int = 0
     notes: list = dataclasses.field(default_factory=list)  # warnings for the user
+    hard_negatives: int = 0  # tiles mined from --hard-negatives
 
 
 def train_detector(data_dirs, options: DetectorOptions | None = None):
@@ -703,7 +705,7 @@ def train_detector(data_dirs, options: DetectorOptions | None = None):
                           rng=None if o.seed is None else [o.seed, step],
                           negatives=negatives, negative_share=o.hard_share)
     batches = _prefetch(lambda: sampler.batch(o.batch_size))
-    result = DetectorResult(step, "done", 0.0, [], notes=notes)
+    result = DetectorResult(step, "done", 0.0, [], notes=notes, hard_negatives=len(negatives))
     start = time.perf_counter()
     writer = tf.summary.create_file_writer(str(out / "logs"))
     bar = tqdm(total=o.steps, initial=step, unit="step", desc="train-detector",

@@ -166,6 +166,7 @@ def test_a_detector_trains_on_another_ones_false_alarms(cracked_dir, tmp_path):
     assert options.hard_negatives == (str(det.BUNDLED_DIR),)
     result = det.train_detector([cracked_dir], options)
     assert result.step == 2 and result.notes == []
+    assert 1 <= result.hard_negatives <= det.MINE_PER_PHOTO   # mined for the training
     sampler = det.TileSampler(det.split_photos([cracked_dir])[0], 32, rng=0,
                               negatives=[np.zeros((32, 32, 3), np.uint8)], negative_share=1.0)
     labels = []
