@@ -69,21 +69,29 @@ def _friendly_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        received = []  # the signals that arrived
         try:
-            with signals_interrupt(), warnings.catch_warnings():
+            with signals_interrupt(received), warnings.catch_warnings():
                 warnings.simplefilter("always", Note)
                 warnings.showwarning = _show_warning
                 return func(*args, **kwargs)
-        except OptionError as exc:
-            raise click.ClickException(exc.format(_flag)) from None
-        except DcganError as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:
-            where = f"{display_name(exc.filename)}: " if exc.filename else ""
-            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
         except KeyboardInterrupt as exc:
             click.echo("interrupted", err=True)
             sys.exit(exit_code_of(exc))
+        except Exception as exc:
+            if received and not isinstance(exc, (click.ClickException, click.exceptions.Exit)):
+                # the signal landed in library code (TensorFlow's C++ calling back into Python)
+                # that turned the interruption into another exception: still a stop, not a bug
+                click.echo("interrupted", err=True)
+                sys.exit(128 + received[0])
+            if isinstance(exc, OptionError):
+                raise click.ClickException(exc.format(_flag)) from None
+            if isinstance(exc, DcganError):
+                raise click.ClickException(str(exc)) from None
+            if isinstance(exc, OSError):
+                where = f"{display_name(exc.filename)}: " if exc.filename else ""
+                raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+            raise
     return wrapper
 
 

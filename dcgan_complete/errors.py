@@ -70,13 +70,20 @@ def exit_code_of(interrupt):
 
 
 @contextlib.contextmanager
-def signals_interrupt(signums=(signal.SIGINT, signal.SIGTERM)):
+def signals_interrupt(received=None, signums=(signal.SIGINT, signal.SIGTERM)):
     """Within the block, SIGINT and SIGTERM raise :class:`Interrupted` in the main thread.
 
     So ``finally`` blocks run (temporary files are removed) and ``train`` checkpoints before it
     stops, whichever of the two signals arrived.  Outside the main thread this does nothing.
+
+    Each signal's number is also appended to ``received`` (a list), if given: a signal that
+    lands while a library's C code is calling back into Python (TensorFlow building a model,
+    an import) can come out of that code as another exception (``SystemError``,
+    ``AssertionError``), and the caller still needs to know the run was stopped.
     """
     def handler(signum, frame):
+        if received is not None:
+            received.append(int(signum))
         raise Interrupted(signum)
 
     with signal_handlers(handler, signums):

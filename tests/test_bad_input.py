@@ -882,3 +882,33 @@ def test_a_second_complete_into_a_folder_in_use_is_refused(env, tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert (out / "a.png").exists()
+
+
+def test_a_signal_that_library_code_turns_into_another_error_still_stops_with_its_status():
+    """SIGTERM while TensorFlow's C++ was calling back into Python came out of it as an
+    AssertionError: the run ended with status 1 and a traceback instead of 143."""
+    import os
+    import signal
+    import time
+
+    import click
+
+    from dcgan_complete.cli import _friendly_errors
+
+    @click.command()
+    @click.option("--signal-first", is_flag=True)
+    @_friendly_errors
+    def command(signal_first):
+        try:
+            if signal_first:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(10)
+        except KeyboardInterrupt:
+            pass  # what a library's C code does with the exception the handler raised...
+        raise AssertionError("len(args) == 1")  # ...before failing on its own state
+
+    stopped = CliRunner().invoke(command, ["--signal-first"])
+    assert stopped.exit_code == 143, stopped.output
+    assert stopped.output.strip() == "interrupted"
+    bug = CliRunner().invoke(command, [])  # without a signal it is a bug, and stays one
+    assert isinstance(bug.exception, AssertionError)
