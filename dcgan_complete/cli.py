@@ -492,6 +492,9 @@ def _detector(name, *decls, **kwargs):
                 "become training tiles, as clean; repeat for several.")
 @_detector("hard_share", type=click.FloatRange(0, 1, max_open=True),
            help="Share of training tiles cut from --hard-negatives.")
+@_detector("init", type=click.Path(exists=True, path_type=str),
+           help="Start a new run from this detector (folder or .weights.h5) instead of random "
+                "weights: as many filters, as many levels or more.")
 @_detector("checkpoint_every", type=click.IntRange(1, MAX_ITERATIONS),
            help="Steps between checkpoints.")
 @_detector("precision", type=_PRECISIONS, help="Compute precision.")

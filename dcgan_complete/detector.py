@@ -147,6 +147,41 @@ def new_detector(base_filters=12, levels=4, precision="float32"):
     return Detector(build_detector(base_filters, levels, precision), config)
 
 
+def grow_from(network, source):
+    """Start ``network`` (a detector's U-Net) from ``source``'s weights.
+
+    ``network`` is as wide as ``source`` and as deep or deeper.  Every layer the two share is
+    copied.  Each decoder level ``source`` lacks starts as a pass-through of its skip
+    connection (its convolution keeps the skip's channels and ignores the level below), so
+    ``network`` computes exactly what ``source`` does until training teaches it to use the
+    deeper levels' wider context.  The new encoder levels keep their fresh weights.
+
+    Raises
+    ------
+    OptionError
+        Naming ``init``, if the two differ in width or ``source`` is deeper.
+    """
+    depth = {m: sum(layer.name.startswith("down") for layer in m.layers)
+             for m in (network, source)}
+    old = {layer.name: layer for layer in source.layers}
+    if depth[source] > depth[network] or \
+            old["enc0"].get_weights()[0].shape != network.get_layer("enc0").get_weights()[0].shape:
+        raise OptionError("init", f"{{init}} has {depth[source]} levels of "
+                                  f"{old['enc0'].get_weights()[0].shape[-1]} filters at full "
+                                  "resolution: the detector trained must have as many filters "
+                                  "and at least as many levels")
+    for layer in network.layers:
+        if not layer.weights:
+            continue
+        if layer.name in old:
+            layer.set_weights(old[layer.name].get_weights())
+        elif layer.name.startswith("dec"):
+            kernel, bias = (np.zeros_like(w) for w in layer.get_weights())
+            width = kernel.shape[-1]
+            kernel[1, 1, kernel.shape[2] - width:, :] = np.eye(width)  # the skip comes second
+            layer.set_weights([kernel, bias])
+
+
 def save_detector(detector, directory):
     """Write ``detector.weights.h5`` and ``detector.json`` into ``directory`` atomically."""
     directory = Path(directory)
@@ -693,6 +728,8 @@ def train_detector(data_dirs, options: DetectorOptions | None = None):
             break
         except DcganError as exc:
             notes.append(f"warning: skipped {exc}")
+    if step == 0 and o.init is not None:
+        grow_from(model.network, load_detector(o.init, "float32").model)
     negatives = []
     if o.hard_negatives:  # mined again on every resume: the same tiles from the same seed
         negatives = mine_hard_negatives(train_paths, [load_detector(p, precision)

@@ -623,6 +623,10 @@ class DetectorOptions:
         damage drawn over them (:func:`~dcgan_complete.detector.mine_hard_negatives`).
     hard_share : float
         The share of tiles drawn from those, when there are any.
+    init : str or None
+        A detector (folder or weight file) a fresh run starts from instead of random weights
+        (:func:`~dcgan_complete.detector.grow_from`): as wide, and as deep or deeper; the
+        levels it lacks start as a pass-through, so the run begins with what it finds.
     checkpoint_every : int
         Steps between checkpoints.
     precision : str
@@ -642,6 +646,7 @@ class DetectorOptions:
     clean_fraction: float = 0.2
     hard_negatives: tuple = ()
     hard_share: float = 0.3
+    init: str | None = None
     checkpoint_every: int = 200
     precision: str = "auto"
     seed: int | None = None
@@ -662,6 +667,8 @@ class DetectorOptions:
         if isinstance(self.hard_negatives, (str, os.PathLike)):
             self.hard_negatives = (self.hard_negatives,)
         self.hard_negatives = tuple(str(p) for p in self.hard_negatives)
+        if self.init is not None:
+            self.init = str(self.init)
         _in_range("lr", self.lr, 0, MAX_LR, low_open=True)
         _choice("precision", self.precision, PRECISION_CHOICES)
         _seed(self)

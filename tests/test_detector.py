@@ -189,3 +189,30 @@ def test_the_mirror_view_adds_what_it_finds(cracked_dir):
     both = det.detect_damage(image, bundled)
     assert det.FLIP and np.allclose(both, np.maximum(one, mirrored[:, ::-1]), atol=1e-6)
     assert (both >= 0.5).sum() > (one >= 0.5).sum()   # the mirror view finds more of the crack
+
+
+def test_a_deeper_detector_started_from_a_trained_one_finds_what_it_found(tiny_detector_dir,
+                                                                           photo_dir, tmp_path):
+    """--init: a 3-level run from the 2-level detector computes the same probabilities before
+    its first step (the new decoder level passes its skip through), then trains on."""
+    source = det.load_detector(tiny_detector_dir, precision="float32")
+    deeper = det.new_detector(TINY["base_filters"], 3)
+    before = det.detect_damage(photo(64, 64), deeper, flip=False)
+    det.grow_from(deeper.model, source.model)
+    started = det.detect_damage(photo(64, 64), deeper, flip=False)
+    expected = det.detect_damage(photo(64, 64), source, flip=False)
+    assert np.allclose(started, expected, atol=1e-5)
+    assert not np.allclose(before, expected, atol=1e-3)   # the fresh network differed
+    options = det.DetectorOptions(out_dir=str(tmp_path), steps=1, checkpoint_every=10,
+                                  **dict(TINY, levels=3, tile=64), init=str(tiny_detector_dir))
+    assert det.train_detector([photo_dir], options).step == 1
+    trained = det.load_detector(tmp_path, precision="float32")
+    assert trained.config["levels"] == 3
+    # one step moved the copied weights a little, not back to random
+    moved = trained.model.get_layer("enc0").get_weights()[0] - \
+        source.model.get_layer("enc0").get_weights()[0]
+    assert 0 < np.abs(moved).max() < 0.05
+    with pytest.raises(OptionError, match="init.*at least as many levels"):
+        det.grow_from(det.new_detector(TINY["base_filters"], 1).model, source.model)
+    with pytest.raises(OptionError, match="as many filters"):
+        det.grow_from(det.new_detector(8, 3).model, source.model)
