@@ -53,7 +53,8 @@ from dcgan_complete import damage as damage_lib
 from dcgan_complete import images
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.options import DetectorOptions  # noqa: F401 (its home is options)
-from dcgan_complete.files import atomic_write, display_name, ensure_writable_dir, write_text
+from dcgan_complete.files import (FolderLock, atomic_write, display_name, ensure_writable_dir,
+                                  write_text)
 
 DETECTOR_FILE = "detector.weights.h5"
 DETECTOR_CONFIG = "detector.json"
@@ -692,7 +693,21 @@ def train_detector(data_dirs, options: DetectorOptions | None = None):
     ``data_dirs``, holding out those :func:`is_held_out` picks.
 
     Ctrl-C or SIGTERM writes a checkpoint and returns.  Returns a :class:`DetectorResult`.
+
+    Raises
+    ------
+    OptionError
+        Naming ``out_dir``, if another run holds it (:class:`~dcgan_complete.files.FolderLock`).
     """
+    o = options or DetectorOptions()
+    out = ensure_writable_dir(o.out_dir, "out_dir")
+    # a second run on the folder would write its checkpoints over this one's: it is refused
+    with FolderLock(out, "train-detector", "out_dir"):
+        return _train_detector_in(out, data_dirs, o)
+
+
+def _train_detector_in(out, data_dirs, o):
+    """:func:`train_detector`, once ``out`` is this run's."""
     import keras
     import tensorflow as tf
     from tqdm import tqdm
@@ -701,8 +716,6 @@ def train_detector(data_dirs, options: DetectorOptions | None = None):
     from dcgan_complete.model import resolve_precision
     from dcgan_complete.train import list_checkpoints, restore_checkpoint, save_checkpoint
 
-    o = options or DetectorOptions()
-    out = ensure_writable_dir(o.out_dir, "out_dir")
     train_paths, held = split_photos(data_dirs)
     if not train_paths:
         raise OptionError("data_dirs", "every photo in {data_dirs} is held out for evaluation")

@@ -472,3 +472,25 @@ def test_a_killed_holder_does_not_block_the_next_run(tmp_path):
     with files.FolderLock(tmp_path, "train"), files.FolderLock(tmp_path, "train"):
         assert (tmp_path / files.LOCK_FILE).read_text() == f"{os.getpid()} train\n"
     assert not (tmp_path / files.LOCK_FILE).exists()
+
+
+def test_a_second_train_detector_on_one_folder_is_refused(tmp_path):
+    """Two train-detector runs on one --out would write their checkpoints over each other's."""
+    out = tmp_path / "det"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from dcgan_complete.files import FolderLock; "
+         "lock = FolderLock(sys.argv[1], 'train-detector', 'out_dir'); "
+         "print('held', flush=True); sys.stdin.readline()", str(out)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = CliRunner().invoke(main, ["train-detector", str(tmp_path / "none"), "--out",
+                                           str(out), "--steps", "1"])
+        assert result.exit_code == 1, result.output
+        assert _one_line_error(result) == (
+            f"Error: --out {out} is in use by another run (train-detector, PID {holder.pid}): "
+            "wait for it to end, or choose another --out")
+        assert sorted(p.name for p in out.iterdir()) == [files.LOCK_FILE]  # nothing written
+    finally:
+        holder.communicate("done\n", timeout=60)
