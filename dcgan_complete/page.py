@@ -604,9 +604,7 @@ def save_crop_result(out_dir, page: PageInput, result):
 
 def photo_report(repair, note=""):
     """The page's status for a repaired photo: one line per face (the model's or Telea's)."""
-    lines = repair.face_reports() or [
-        "no face found over the hole: Telea filled it" if repair.faces_found == 0 else
-        "no face met the hole: Telea filled it"]
+    lines = repair.face_reports() or ["no face found over the hole: Telea filled it"]
     text = (f"Done: {repair.faces_found} face(s) found, {len(repair.faces)} repaired by the "
             f"model; hole pixels filled by the model {repair.model_pixels}, by Telea "
             f"{repair.classical_pixels}.\n\n" + "\n".join(f"- {line}" for line in lines))

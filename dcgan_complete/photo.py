@@ -327,7 +327,8 @@ class PhotoRepair:
         return self.model_pixels + self.classical_pixels
 
     def face_reports(self):
-        """One line per face that met the hole: who repaired it, and for Telea's, why.
+        """One line per face that met the hole: who repaired it, and for Telea's, why; where
+        faces were found but none met the hole, one line that says so.
 
         Example: ``face at (120, 80)-(260, 230): the model (found by CNN near the hole,
         aligned on the visible landmarks)`` or ``face at (...): Telea, could not be aligned:
@@ -340,6 +341,9 @@ class PhotoRepair:
         for face in self.unaligned:
             lines.append(f"face at {_show_box(face.box)}: Telea, could not be aligned: "
                          f"{face.reason}")
+        if not lines and self.faces_found and self.classical_pixels:
+            lines.append(f"no face met the hole: Telea filled it ({self.faces_found} face(s) "
+                         "elsewhere left as they were)")
         return lines
 
     def face_region(self, k, completion=None, masked=False, max_side=256):

@@ -123,6 +123,9 @@ def test_a_background_hole_takes_only_the_classical_path(repairer):
     assert repair.faces_found == 1 and repair.faces == []
     assert repair.model_pixels == 0 and repair.classical_pixels == 900
     assert np.array_equal(repair.repaired, telea_fill(photo, known))
+    # the summary says why no face was repaired ("1 face(s) found, 0 repaired" alone did not)
+    assert repair.face_reports() == [
+        "no face met the hole: Telea filled it (1 face(s) elsewhere left as they were)"]
 
 
 def test_a_photo_without_faces_is_filled_classically_with_a_note(tiny_model_dir, tmp_path):
