@@ -162,15 +162,16 @@ def grow_from(network, source):
     OptionError
         Naming ``init``, if the two differ in width or ``source`` is deeper.
     """
-    depth = {m: sum(layer.name.startswith("down") for layer in m.layers)
-             for m in (network, source)}
+    def shape(model):  # (levels, filters at full resolution)
+        levels = sum(layer.name.startswith("down") for layer in model.layers)
+        return levels, model.get_layer("enc0").get_weights()[0].shape[-1]
+
+    (levels, width), (old_levels, old_width) = shape(network), shape(source)
+    if old_levels > levels or old_width != width:
+        raise OptionError("init", f"{{init}} has {old_levels} levels of {old_width} filters at "
+                                  "full resolution: the detector trained must have as many "
+                                  "filters and at least as many levels")
     old = {layer.name: layer for layer in source.layers}
-    if depth[source] > depth[network] or \
-            old["enc0"].get_weights()[0].shape != network.get_layer("enc0").get_weights()[0].shape:
-        raise OptionError("init", f"{{init}} has {depth[source]} levels of "
-                                  f"{old['enc0'].get_weights()[0].shape[-1]} filters at full "
-                                  "resolution: the detector trained must have as many filters "
-                                  "and at least as many levels")
     for layer in network.layers:
         if not layer.weights:
             continue

@@ -438,15 +438,22 @@ def test_a_second_train_on_one_folder_is_refused_naming_the_first(tiny_dataset, 
     assert third.exit_code == 0, third.output
 
 
-def test_train_encoder_holds_the_model_folder(tiny_model_dir, tiny_dataset, tmp_path):
-    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+def _holder(folder, command, option=None):
+    """Another process holding ``folder`` as ``command`` would, until a line on its stdin."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys; from dcgan_complete.files import FolderLock; "
-         "lock = FolderLock(sys.argv[1], 'train-encoder', 'checkpoint_dir'); "
-         "print('held', flush=True); sys.stdin.readline()", str(model)],
+         "lock = FolderLock(sys.argv[1], sys.argv[2], sys.argv[3] or None); "
+         "print('held', flush=True); sys.stdin.readline()", str(folder), command,
+         option or ""],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_train_encoder_holds_the_model_folder(tiny_model_dir, tiny_dataset, tmp_path):
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    holder = _holder(model, "train-encoder", "checkpoint_dir")
     try:
-        assert holder.stdout.readline().strip() == "held"
         result = CliRunner().invoke(main, ["train-encoder", "--checkpoint-dir", str(model),
                                            "--steps", "1"])
         assert result.exit_code == 1, result.output
@@ -458,12 +465,7 @@ def test_train_encoder_holds_the_model_folder(tiny_model_dir, tiny_dataset, tmp_
 
 
 def test_a_killed_holder_does_not_block_the_next_run(tmp_path):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from dcgan_complete.files import FolderLock; "
-         "lock = FolderLock(sys.argv[1], 'train'); print('held', flush=True); "
-         "sys.stdin.readline()", str(tmp_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
+    holder = _holder(tmp_path, "train")
     with pytest.raises(DcganError, match=f"in use by another run \\(train, PID {holder.pid}\\)"):
         files.FolderLock(tmp_path, "train")
     holder.kill()
@@ -478,13 +480,8 @@ def test_a_second_train_detector_on_one_folder_is_refused(tmp_path):
     """Two train-detector runs on one --out would write their checkpoints over each other's."""
     out = tmp_path / "det"
     out.mkdir()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from dcgan_complete.files import FolderLock; "
-         "lock = FolderLock(sys.argv[1], 'train-detector', 'out_dir'); "
-         "print('held', flush=True); sys.stdin.readline()", str(out)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = _holder(out, "train-detector", "out_dir")
     try:
-        assert holder.stdout.readline().strip() == "held"
         result = CliRunner().invoke(main, ["train-detector", str(tmp_path / "none"), "--out",
                                            str(out), "--steps", "1"])
         assert result.exit_code == 1, result.output
