@@ -248,10 +248,14 @@ def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=W
     two views (twice the time: the network is far from symmetric, and what one view misses the
     other often finds).
 
-    At full resolution the photo is padded by reflection and cut into tiles of ``tile`` px on a
-    fixed grid; each runs with ``margin`` px of context on every side, which is then cut off
-    again.  Tiles start at multiples of the network's stride, so the result does not depend on
-    the tiling (where the margin covers the network's reach).
+    At full resolution the photo is cut into tiles of ``tile`` px on a fixed grid; each runs
+    with ``margin`` px of context on every side that lies inside the photo, which is then cut
+    off again.  Nothing is added outside the photo's top and left sides, and on the bottom and
+    right only what rounds it up to the network's stride: there the network meets its own zero
+    padding, as at the borders of its training tiles (a torn corner padded by reflection looks
+    like a flat region inside a photo, and was missed).  Tiles start at multiples of the
+    network's stride, so the result does not depend on the tiling (where the margin covers the
+    network's reach).
 
     Parameters
     ----------
@@ -304,17 +308,20 @@ def _detect_tiled(photo, detector, tile, margin):
     h, w = photo.shape[:2]
     tile = -(-max(tile, 1) // m) * m
     margin = -(-max(margin, 0) // m) * m
-    th, tw = min(tile, -(-h // m) * m), min(tile, -(-w // m) * m)
-    rows, cols = -(-h // th), -(-w // tw)
-    padded = np.pad(photo, ((margin, rows * th - h + margin), (margin, cols * tw - w + margin),
-                            (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+    # the photo's border is where the network's zero padding starts (see detect_damage), but a
+    # photo narrower than two strides gets context by reflection all round, as it used to
+    o = margin if min(h, w) < 2 * m else 0
+    H, W = -(-h // m) * m + 2 * o, -(-w // m) * m + 2 * o
+    padded = np.pad(photo, ((o, H - h - o), (o, W - w - o), (0, 0)),
+                    mode="reflect" if o and min(h, w) > 1 else "edge")
     out = np.empty((h, w), np.float32)
-    for y in range(0, h, th):
-        for x in range(0, w, tw):
-            window = images.to_float(padded[y:y + th + 2 * margin, x:x + tw + 2 * margin])
-            probs = detector.probabilities(window.astype(np.float32))
-            core = probs[margin:margin + th, margin:margin + tw]
-            out[y:y + th, x:x + tw] = core[:h - y, :w - x]
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            top, left = max(0, y + o - margin), max(0, x + o - margin)
+            window = padded[top:min(H, y + o + tile + margin), left:min(W, x + o + tile + margin)]
+            probs = detector.probabilities(images.to_float(window).astype(np.float32))
+            core = probs[y + o - top:y + o - top + tile, x + o - left:x + o - left + tile]
+            out[y:y + tile, x:x + tile] = core[:h - y, :w - x]
     return out
 
 
