@@ -62,6 +62,8 @@ BUNDLED_DIR = Path(__file__).parent / "weights"
 TILE = 512        # the centre of each inference tile, px
 MARGIN = 32       # context on each side of a tile, px (cut off again)
 WORKING_SIZE = 512  # the longer side of the second, coarse pass
+EDGE_SIZE = 256     # the longer side of the third pass, for missing corners and edges ...
+EDGE_FLATNESS = 2.0  # ... of which only flat parts touching the border count (see detect_damage)
 FLIP = True         # look at the photo mirrored too (see detect_damage)
 LOG_EVERY = 10
 HELD_OUT_EVERY = {"raw_photos": 3, "lfw": 20, "utkface": 20}
@@ -237,25 +239,35 @@ def bundled_detector():
 
 # ----------------------------------------------------------------------------- inference
 def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=WORKING_SIZE,
-                  flip=FLIP):
+                  flip=FLIP, edge_size=EDGE_SIZE):
     """The probability that each pixel of ``photo`` is damage.
 
-    Two passes: one at full resolution, where thin damage (a 1-2 px scratch) is found, and, on a
-    photo larger than ``working_size``, one on the photo shrunk to it, where damage too large
-    for the network's reach at full resolution is found (a missing corner, a large stain, big
-    letters); each pixel gets the larger probability of the two.  With ``flip``, each pass also
-    runs on the photo mirrored left to right, and each pixel gets the larger probability of the
-    two views (twice the time: the network is far from symmetric, and what one view misses the
-    other often finds).
+    Up to three passes, each pixel taking the largest probability they give it:
+
+    1. at full resolution, where thin damage (a 1-2 px scratch) is found;
+    2. on a photo larger than ``working_size``, on the photo shrunk to it, where damage too
+       large for the network's reach at full resolution is found (a large stain, big letters);
+    3. on a photo larger than ``edge_size``, on the photo shrunk to it; of what this pass finds
+       only the parts that touch the photo's border and are flat there count (the median local
+       standard deviation of their grey levels, in 5x5 windows, at most
+       :data:`EDGE_FLATNESS`): a torn or missing corner or edge, which shows the flat backing
+       or scanner lid, and whose inside lies too far from anything else for the other passes
+       to see it as damage.  So shrunk, the network also flags textured parts of a photo;
+       those do not count.
+
+    With ``flip``, each pass also runs on the photo mirrored left to right, and each pixel gets
+    the larger probability of the two views (twice the time: the network is far from symmetric,
+    and what one view misses the other often finds).
 
     At full resolution the photo is cut into tiles of ``tile`` px on a fixed grid; each runs
     with ``margin`` px of context on every side that lies inside the photo, which is then cut
     off again.  Nothing is added outside the photo's top and left sides, and on the bottom and
     right only what rounds it up to the network's stride: there the network meets its own zero
     padding, as at the borders of its training tiles (a torn corner padded by reflection looks
-    like a flat region inside a photo, and was missed).  Tiles start at multiples of the
-    network's stride, so the result does not depend on the tiling (where the margin covers the
-    network's reach).
+    like a flat region inside a photo, and was missed).  A photo narrower than twice the stride
+    (a 64 px face crop) is padded by reflection all round instead.  Tiles start at multiples of
+    the network's stride, so the result does not depend on the tiling (where the margin covers
+    the network's reach).
 
     Parameters
     ----------
@@ -266,9 +278,9 @@ def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=W
     tile, margin : int
         The tiles' centre and the context around it, in px, rounded up to multiples of the
         network's stride.  Memory grows with the tile, not with the photo.
-    working_size : int or None
-        The longer side of the second pass; a photo at most 1.25 times that size gets none,
-        and None skips it.
+    working_size, edge_size : int or None
+        The longer side of the second and third passes; a photo at most 1.25 times that size
+        gets none, and None skips the pass.
     flip : bool
         Also look at the photo mirrored.
 
@@ -276,8 +288,6 @@ def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=W
     -------
     probabilities : ndarray of float32, shape (H, W), in [0, 1]
     """
-    import cv2
-
     photo = images.as_rgb_uint8(np.asarray(photo))
     if detector is None:
         detector = bundled_detector()
@@ -292,14 +302,48 @@ def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=W
         return found
 
     out = views(photo)
-    h, w = out.shape
-    if working_size and max(h, w) > 1.25 * working_size:
-        scale = working_size / max(h, w)
-        small = cv2.resize(photo, (max(1, round(w * scale)), max(1, round(h * scale))),
-                           interpolation=cv2.INTER_AREA)
-        np.maximum(out, cv2.resize(views(small), (w, h), interpolation=cv2.INTER_LINEAR),
-                   out=out)
+    if working_size and max(out.shape) > 1.25 * working_size:
+        np.maximum(out, _enlarged(views(_shrunk(photo, working_size)), out.shape), out=out)
+    if edge_size and max(out.shape) > 1.25 * edge_size:
+        small = _shrunk(photo, edge_size)
+        np.maximum(out, _enlarged(_flat_at_border(views(small), small), out.shape), out=out)
     return out
+
+
+def _shrunk(photo, size):
+    import cv2
+
+    h, w = photo.shape[:2]
+    scale = size / max(h, w)
+    return cv2.resize(photo, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def _enlarged(probabilities, shape):
+    import cv2
+
+    return cv2.resize(probabilities, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _flat_at_border(probabilities, photo, threshold=0.5):
+    """``probabilities`` (of the third pass, on ``photo`` shrunk) in the parts found there (at
+    ``threshold``) that touch the photo's border and are flat (see :func:`detect_damage`), and
+    0 elsewhere."""
+    import cv2
+
+    found = (probabilities >= threshold).astype(np.uint8)
+    count, parts = cv2.connectedComponents(found)
+    grey = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mean, mean_sq = cv2.blur(grey, (5, 5)), cv2.blur(grey * grey, (5, 5))
+    spread = np.sqrt(np.maximum(mean_sq - mean * mean, 0))
+    inner = np.where(cv2.erode(found, np.ones((3, 3), np.uint8)) > 0, parts, 0)  # no edges
+    keep = np.zeros(count, bool)
+    for part in set(np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]])) - {0}:
+        inside = inner == part
+        if not inside.any():
+            inside = parts == part
+        keep[part] = np.median(spread[inside]) <= EDGE_FLATNESS
+    return np.where(keep[parts], probabilities, 0).astype(np.float32)
 
 
 def _detect_tiled(photo, detector, tile, margin):
