@@ -67,6 +67,7 @@ WORKING_SIZE = 512  # the longer side of the second, coarse pass
 EDGE_SIZE = 256     # the longer side of the third pass, for missing corners and edges ...
 EDGE_FLATNESS = 2.0  # ... of which only flat parts touching the border count (see detect_damage)
 FLIP = True         # look at the photo mirrored too (see detect_damage)
+REFLECT_UP_TO = 2   # strides: a photo no wider is padded by reflection (see detect_damage)
 FLIP_LARGER = 0.6   # ... each pixel gets this much of the two views' larger probability, the
                     # rest of the smaller: what one view alone flags needs 0.83 there
 LOG_EVERY = 10
@@ -271,8 +272,11 @@ def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=W
     off again.  Nothing is added outside the photo's top and left sides, and on the bottom and
     right only what rounds it up to the network's stride: there the network meets its own zero
     padding, as at the borders of its training tiles (a torn corner padded by reflection looks
-    like a flat region inside a photo, and was missed).  A photo narrower than twice the stride
-    (a 64 px face crop) is padded by reflection all round instead.  Tiles start at multiples of
+    like a flat region inside a photo, and was missed).  In the first pass, a photo at most
+    :data:`REFLECT_UP_TO` times the stride wide (128 px: a 64 px aligned crop, a 128 px UTKFace
+    crop) is padded by reflection all round instead; measured on training photos, reflection
+    flags far less of such small clean photos (UTKFace: 0.24% against 0.80%).  Tiles start at
+    multiples of
     the network's stride, so the result does not depend on the tiling (where the margin covers
     the network's reach).
 
@@ -301,16 +305,17 @@ def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=W
     elif not isinstance(detector, Detector):
         detector = load_detector(detector)
 
-    def views(image):
-        found = _detect_tiled(image, detector, tile, margin)
+    def views(image, reflect=False):
+        found = _detect_tiled(image, detector, tile, margin, reflect)
         if flip:
-            mirrored = _detect_tiled(np.ascontiguousarray(image[:, ::-1]), detector, tile, margin)
+            mirrored = _detect_tiled(np.ascontiguousarray(image[:, ::-1]), detector, tile, margin,
+                                     reflect)
             mirrored = mirrored[:, ::-1]
             found = FLIP_LARGER * np.maximum(found, mirrored) + \
                 (1 - FLIP_LARGER) * np.minimum(found, mirrored)
         return found
 
-    out = views(photo)
+    out = views(photo, reflect=min(photo.shape[:2]) <= REFLECT_UP_TO * detector.multiple)
     if working_size and max(out.shape) > 1.25 * working_size:
         np.maximum(out, _enlarged(views(_shrunk(photo, working_size)), out.shape), out=out)
     if edge_size and max(out.shape) > 1.25 * edge_size:
@@ -355,15 +360,14 @@ def _flat_at_border(probabilities, photo, threshold=0.5):
     return np.where(keep[parts], probabilities, 0).astype(np.float32)
 
 
-def _detect_tiled(photo, detector, tile, margin):
-    """The full-resolution pass of :func:`detect_damage`."""
+def _detect_tiled(photo, detector, tile, margin, reflect=False):
+    """One view of one pass of :func:`detect_damage`; with ``reflect``, ``margin`` px of the
+    photo's reflection around it."""
     m = detector.multiple
     h, w = photo.shape[:2]
     tile = -(-max(tile, 1) // m) * m
     margin = -(-max(margin, 0) // m) * m
-    # the photo's border is where the network's zero padding starts (see detect_damage), but a
-    # photo narrower than two strides gets context by reflection all round, as it used to
-    o = margin if min(h, w) < 2 * m else 0
+    o = margin if reflect else 0
     H, W = -(-h // m) * m + 2 * o, -(-w // m) * m + 2 * o
     padded = np.pad(photo, ((o, H - h - o), (o, W - w - o), (0, 0)),
                     mode="reflect" if o and min(h, w) > 1 else "edge")

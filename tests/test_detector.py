@@ -256,15 +256,15 @@ def test_the_third_pass_adds_only_flat_parts_at_the_border():
     assert not kept[10:].any() and not kept[:, 10:].any()
 
 
-def test_a_photo_narrower_than_two_strides_is_padded_by_reflection():
-    """A 64 px aligned crop gets context around it, as before; a large photo gets none."""
+def test_a_photo_at_most_two_strides_wide_is_padded_by_reflection():
+    """A 64 px aligned crop gets context around it; a larger photo gets none."""
     detector = det.new_detector(base_filters=4, levels=2)  # stride 4
-    small = photo(7, 40)
-    padded = np.pad(small, ((8, 9), (8, 8), (0, 0)), mode="reflect")
-    inside = detector.probabilities(to_float(padded))[8:15, 8:48]
+    small = photo(8, 40)
+    padded = np.pad(small, ((8, 8), (8, 8), (0, 0)), mode="reflect")
+    inside = detector.probabilities(to_float(padded))[8:16, 8:48]
     np.testing.assert_allclose(det.detect_damage(small, detector, margin=8, flip=False), inside,
                                atol=1e-5)
-    large = photo(16, 40)
+    large = photo(12, 40)
     alone = detector.probabilities(to_float(large))
     np.testing.assert_allclose(det.detect_damage(large, detector, margin=8, flip=False), alone,
                                atol=1e-5)
