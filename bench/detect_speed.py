@@ -1,7 +1,7 @@
 """How fast the damage detector is, and how much memory it takes, on a large photo.
 
     .venv/bin/python bench/detect_speed.py [--detector PATH] [--megapixels 12] [--repeat 2]
-        [--base-filters 12 --levels 4] [--precision auto] [--tile 512] [--threads N]
+        [--base-filters 12 --levels 6] [--precision auto] [--tile 512] [--threads N]
 
 Without --detector it times an untrained detector of the given size (the speed does not depend
 on the weights), which is how the size was chosen.  The photo is a real one from
@@ -33,7 +33,7 @@ def main():
     parser.add_argument("--megapixels", type=float, default=12.0)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--base-filters", type=int, default=12)
-    parser.add_argument("--levels", type=int, default=4)
+    parser.add_argument("--levels", type=int, default=6)
     parser.add_argument("--precision", default="auto",
                         help="auto (mixed_bfloat16 on a CPU with native bfloat16), float32, "
                              "mixed_bfloat16")

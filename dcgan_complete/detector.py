@@ -90,7 +90,7 @@ def _widths(base, levels):
     return [base * (i + 1) for i in range(levels + 1)]
 
 
-def build_detector(base_filters=12, levels=4, dtype="float32"):
+def build_detector(base_filters=12, levels=6, dtype="float32"):
     """photo (batch, H, W, 3) in [-1, 1] -> damage logits (batch, H, W, 1), float32.
 
     H and W must be multiples of ``2 ** levels``.  A U-Net without normalisation: two 3x3
@@ -121,7 +121,7 @@ def build_detector(base_filters=12, levels=4, dtype="float32"):
     return keras.Model(photo, logits, name="detector")
 
 
-def macs_per_pixel(base_filters=12, levels=4):
+def macs_per_pixel(base_filters=12, levels=6):
     """Multiply-adds a photo pixel costs (convolutions only)."""
     w = _widths(base_filters, levels)
     total = 3 * w[0] * 9
@@ -149,7 +149,7 @@ class Detector:
         return self._run(tile[None]).numpy()[0, ..., 0]
 
 
-def new_detector(base_filters=12, levels=4, precision="float32"):
+def new_detector(base_filters=12, levels=6, precision="float32"):
     """A detector with fresh (untrained) weights."""
     config = {"base_filters": base_filters, "levels": levels}
     return Detector(build_detector(base_filters, levels, precision), config)

@@ -639,9 +639,9 @@ class DetectorOptions:
     out_dir: str = DETECTOR_OUT
     steps: int = 20000
     batch_size: int = 8
-    tile: int = 192
+    tile: int = 256
     base_filters: int = 12
-    levels: int = 4
+    levels: int = 6
     lr: float = 1e-3
     clean_fraction: float = 0.2
     hard_negatives: tuple = ()
