@@ -282,9 +282,8 @@ def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=W
     :data:`REFLECT_UP_TO` times the stride wide (128 px: a 64 px aligned crop, a 128 px UTKFace
     crop) is padded by reflection all round instead; measured on training photos, reflection
     flags far less of such small clean photos (UTKFace: 0.24% against 0.80%).  Tiles start at
-    multiples of
-    the network's stride, so the result does not depend on the tiling (where the margin covers
-    the network's reach).
+    multiples of the network's stride, so the result does not depend on the tiling (where the
+    margin covers the network's reach).
 
     Parameters
     ----------
