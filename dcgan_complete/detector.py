@@ -324,20 +324,11 @@ def detect_damage(photo, detector=None, tile=TILE, margin=MARGIN, working_size=W
 
     out = views(photo, reflect=min(photo.shape[:2]) <= REFLECT_UP_TO * detector.multiple)
     if working_size and max(out.shape) > 1.25 * working_size:
-        np.maximum(out, _enlarged(views(_shrunk(photo, working_size)), out.shape), out=out)
+        np.maximum(out, _enlarged(views(images.shrink(photo, working_size)), out.shape), out=out)
     if edge_size and max(out.shape) > 1.25 * edge_size:
-        small = _shrunk(photo, edge_size)
+        small = images.shrink(photo, edge_size)
         np.maximum(out, _enlarged(_flat_at_border(views(small), small), out.shape), out=out)
     return out
-
-
-def _shrunk(photo, size):
-    import cv2
-
-    h, w = photo.shape[:2]
-    scale = size / max(h, w)
-    return cv2.resize(photo, (max(1, round(w * scale)), max(1, round(h * scale))),
-                      interpolation=cv2.INTER_AREA)
 
 
 def _enlarged(probabilities, shape):

@@ -350,6 +350,19 @@ def to_uint8(image):
     return np.clip(np.rint((image + 1.0) * PIXEL_SCALE), 0, 255).astype(np.uint8)
 
 
+def shrink(image, side):
+    """``image`` at most ``side`` px on its longer side (area-averaged); a smaller one is
+    returned as it is."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if max(h, w) <= side:
+        return image
+    scale = side / max(h, w)
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
 def center_crop_resize(image, size):
     """Crop the largest centred square from ``image`` and resize it to ``size`` x ``size``.
 

@@ -172,14 +172,7 @@ def editor_value(background, layer_path=None):
 def shrink_for_page(image, side=PREVIEW_SIDE):
     """``image`` at most ``side`` px on its longer side, for the browser (downloads stay full
     size)."""
-    import cv2
-
-    h, w = image.shape[:2]
-    if max(h, w) <= side:
-        return image
-    scale = side / max(h, w)
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                      interpolation=cv2.INTER_AREA)
+    return imgs.shrink(image, side)
 
 
 @dataclasses.dataclass

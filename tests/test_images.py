@@ -27,3 +27,14 @@ def test_pixel_mapping_round_trips_exactly(tmp_path):
     assert np.array_equal(to_uint8(to_float(pixels)), pixels)
     write_image(tmp_path / "p.png", pixels)
     assert np.array_equal(read_image(tmp_path / "p.png"), pixels)
+
+
+def test_shrink_brings_the_longer_side_down_and_leaves_a_smaller_image_as_it_is():
+    from dcgan_complete.images import shrink
+
+    image = np.zeros((300, 1000, 3), np.uint8)
+    image[:, 500:] = 200
+    small = shrink(image, 250)
+    assert small.shape == (75, 250, 3)
+    assert small[:, :120].max() == 0 and small[:, 130:].min() == 200
+    assert shrink(image, 1000) is image
