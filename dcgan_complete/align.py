@@ -47,7 +47,8 @@ from dcgan_complete import files
 from dcgan_complete.classical import telea_fill
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.files import display_name
-from dcgan_complete.images import ImageReadError, find_images, read_image, write_image
+from dcgan_complete.images import (IMAGE_KINDS, ImageReadError, find_images, read_image,
+                                   write_image)
 from dcgan_complete.options import ALIGN_BORDERS, ALIGN_LANDMARKS, AlignOptions
 
 # dlib's 68-point landmark indices (0-based) of the two triples OpenFace aligns on.
@@ -1118,7 +1119,7 @@ def _find_sources(raw_dir, aligned_dir):
     if files.is_inside(aligned_dir, raw_dir):  # its crops are not photos to align
         sources = [p for p in sources if not files.is_inside(p, aligned_dir)]
     if not sources:
-        raise DcganError(f"no .png, .jpg or .jpeg images in {display_name(raw_dir)}")
+        raise DcganError(f"no {IMAGE_KINDS} images in {display_name(raw_dir)}")
     return sources
 
 
@@ -1246,9 +1247,10 @@ def _write_report(summary):
 def align_folder(raw_dir, aligned_dir, options=None, *, progress=True, **overrides):
     """Align the faces in the photos under ``raw_dir`` to flat square PNGs in ``aligned_dir``.
 
-    ``raw_dir`` is searched recursively for .png, .jpg and .jpeg files (any case).  Each output is
-    named after its photo (``Person/Person_0001.jpg`` -> ``Person_0001.png``; folder names are
-    prepended only where stems clash).  Outputs that already exist are skipped, so an
+    ``raw_dir`` is searched recursively for image files (any case of
+    :data:`~dcgan_complete.images.IMAGE_EXTENSIONS`).  Each output is named after its photo
+    (``Person/Person_0001.jpg`` -> ``Person_0001.png``; folder names are prepended only where
+    stems clash).  Outputs that already exist are skipped, so an
     interrupted run can simply be started again; files are written under a temporary name and
     renamed, so none is ever half-written.  Every photo that gave no output is listed with the
     reason in ``aligned_dir/align_report.csv``.  The options that decide the crops (``size``,

@@ -135,7 +135,7 @@ def _train(name, *decls, **kwargs):
 
 @main.command()
 @click.option("--dataset", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Folder of training images (.png/.jpg/.jpeg, searched recursively).")
+              help="Folder of training images (.png, .jpg, .tif, ..., searched recursively).")
 @_train("epochs", type=click.IntRange(min=1), help="Passes over the dataset.")
 @_train("max_steps", type=click.IntRange(min=1),
         help="Stop after this many steps in all (counting earlier runs), even mid-epoch.")
@@ -492,6 +492,9 @@ def _detector(name, *decls, **kwargs):
                 "become training tiles, as clean; repeat for several.")
 @_detector("hard_share", type=click.FloatRange(0, 1, max_open=True),
            help="Share of training tiles cut from --hard-negatives.")
+@_detector("whole_share", type=click.FloatRange(0, 1, max_open=True),
+           help="Share of training batches of whole photos, with their own borders, at "
+                "half to all of --tile.")
 @_detector("init", type=click.Path(exists=True, path_type=str),
            help="Start a new run from this detector (folder or .weights.h5) instead of random "
                 "weights: as many filters, as many levels or more.")
@@ -594,8 +597,8 @@ def _align(name, *decls, **kwargs):
 def align(raw_dir, aligned_dir, **options):
     """Crop every face in RAW_DIR's photos to an aligned square PNG in ALIGNED_DIR.
 
-    RAW_DIR is searched recursively for .jpg, .jpeg and .png files; the crops go into
-    ALIGNED_DIR without subfolders, named after their photo.  Existing crops are skipped, so
+    RAW_DIR is searched recursively for image files (.jpg, .png, .tif, .bmp, .webp); the
+    crops go into ALIGNED_DIR without subfolders, named after their photo.  Existing crops are skipped, so
     an interrupted run continues where it stopped; ALIGNED_DIR/align_options.json keeps
     --size, --landmarks, --border and --all-faces, which a later run into it must repeat.
     Photos without a usable face are listed, with the reason, in ALIGNED_DIR/align_report.csv.

@@ -18,7 +18,7 @@ import numpy as np
 
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.files import display_name, is_inside
-from dcgan_complete.images import (MAX_MEGAPIXELS_VARIABLE, PIXEL_SCALE, ImageReadError,
+from dcgan_complete.images import (IMAGE_KINDS, MAX_MEGAPIXELS_VARIABLE, PIXEL_SCALE, ImageReadError,
                                    ImageTooLargeError, center_crop_resize, find_images,
                                    megapixel_limit, read_image)
 
@@ -72,7 +72,7 @@ def find_training_images(root, exclude=()):
         paths = [p for p in paths if not any(is_inside(p, folder) for folder in inside)]
     if not paths:
         also = " (outside the run's own output folders)" if inside else ""
-        raise DcganError(f"no .png/.jpg/.jpeg images found under {display_name(root)}{also}")
+        raise DcganError(f"no {IMAGE_KINDS} images found under {display_name(root)}{also}")
     return paths
 
 

@@ -83,6 +83,6 @@ def _sample_paths(samples):
         raise OptionError("samples", f"{{samples}} {display_name(samples)} {state}")
     paths = imgs.find_images(samples, recursive=False)
     if not paths:
-        raise OptionError("samples", f"{{samples}} {display_name(samples)} holds no .png, .jpg "
-                                     "or .jpeg images")
+        raise OptionError("samples", f"{{samples}} {display_name(samples)} holds no "
+                                     f"{imgs.IMAGE_KINDS} images")
     return paths

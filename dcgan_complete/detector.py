@@ -518,7 +518,7 @@ def split_photos(data_dirs):
     for d in data_dirs:
         found = images.find_images(d)
         if not found:
-            raise OptionError("data_dirs", f"no photos (.png, .jpg, .jpeg) in "
+            raise OptionError("data_dirs", f"no photos ({images.IMAGE_KINDS}) in "
                                            f"{display_name(d)}")
         paths.extend(found)
     train = [p for p in paths if not is_held_out(p)]
@@ -585,12 +585,17 @@ def mine_hard_negatives(paths, detectors, tile, seed=None, progress=False):
 class TileSampler:
     """Draws training tiles: a photo at a random scale, a crop, damage drawn on it; and, with
     ``negatives`` (:func:`mine_hard_negatives`), a ``negative_share`` of tiles cut from those,
-    half of them left clean and half with damage drawn over them."""
+    half of them left clean and half with damage drawn over them.
+
+    With ``whole_share``, that share of batches are whole photos instead (:meth:`whole_batch`),
+    with their own borders, at sizes :func:`detect_damage` meets on small photos and in its
+    shrunk passes: ``multiple`` is the network's stride."""
 
     def __init__(self, paths, tile, clean_fraction=0.15, rng=None, negatives=(),
-                 negative_share=0.0):
+                 negative_share=0.0, whole_share=0.0, multiple=1):
         self.tile, self.clean_fraction = tile, clean_fraction
         self.negatives, self.negative_share = list(negatives), negative_share
+        self.whole_share, self.multiple = whole_share, multiple
         self.rng = np.random.default_rng(rng)
         self.small, self.large = [], []
         for p in paths:
@@ -666,8 +671,50 @@ class TileSampler:
             self._pending.append((example.damaged[y:y + t, x:x + t],
                                   example.damage[y:y + t, x:x + t]))
 
+    def whole_batch(self, n):
+        """``n`` whole photos, damaged, all of one side drawn from :meth:`whole_sizes`: each
+        photo is resized to between half a stride less than that side and the side (as
+        :func:`detect_damage` pads a small photo to the stride), damage is drawn on it, and both
+        sides are padded on the bottom and right by repeating their last row and column.
+        The tiles of :meth:`sample` meet a photo's border only where a crop reaches it; a
+        torn corner of a small whole photo was missed."""
+        import cv2
+
+        rng, m = self.rng, self.multiple
+        side = int(rng.choice(self.whole_sizes()))
+        pairs = []
+        for _ in range(n):
+            while True:
+                pool = self.small if self.small and (not self.large or rng.random() < 0.5) \
+                    else self.large
+                photo = self._photo(pool[rng.integers(len(pool))])
+                if photo is not None and min(photo.shape[:2]) >= 32:
+                    break
+            h, w = (int(rng.integers(max(8, side - m // 2 + 1), side + 1)) for _ in range(2))
+            shrink = h * w < photo.shape[0] * photo.shape[1]
+            photo = cv2.resize(photo, (w, h),
+                               interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+            if rng.random() < 0.5:
+                photo = photo[:, ::-1]
+            kinds = () if rng.random() < self.clean_fraction else None
+            example = damage_lib.damage_photo(np.ascontiguousarray(photo), rng, kinds=kinds,
+                                              look=rng.random() >= NO_LOOK_FRACTION)
+            pad = ((0, side - h), (0, side - w))
+            pairs.append((np.pad(example.damaged, pad + ((0, 0),), mode="edge"),
+                          np.pad(example.damage, pad, mode="edge")))
+        return pairs
+
+    def whole_sizes(self):
+        """The sides of whole-photo batches: half, three quarters and all of the tile, in
+        multiples of the stride (128, 192 and 256 px for the bundled detector's shape)."""
+        m = self.multiple
+        return sorted({max(m, -(-self.tile * k // (4 * m)) * m) for k in (2, 3, 4)})
+
     def batch(self, n):
-        pairs = [self.sample() for _ in range(n)]
+        if self.whole_share and self.rng.random() < self.whole_share:
+            pairs = self.whole_batch(n)
+        else:
+            pairs = [self.sample() for _ in range(n)]
         x = np.stack([images.to_float(p[0]) for p in pairs]).astype(np.float32)
         y = np.stack([p[1] for p in pairs]).astype(np.float32)[..., None]
         return x, y
@@ -816,7 +863,8 @@ def _train_detector_in(out, data_dirs, o):
     # a fresh stream of tiles on every resume, reproducible from the seed and the step
     sampler = TileSampler(train_paths, o.tile, o.clean_fraction,
                           rng=None if o.seed is None else [o.seed, step],
-                          negatives=negatives, negative_share=o.hard_share)
+                          negatives=negatives, negative_share=o.hard_share,
+                          whole_share=o.whole_share, multiple=2 ** o.levels)
     batches = _prefetch(lambda: sampler.batch(o.batch_size))
     result = DetectorResult(step, "done", 0.0, [], notes=notes, hard_negatives=len(negatives))
     start = time.perf_counter()

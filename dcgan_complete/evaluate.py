@@ -111,7 +111,7 @@ def evaluate(aligned_dir, checkpoint_dir=None, evaluation: EvaluateOptions | Non
     Parameters
     ----------
     aligned_dir : str or Path
-        Aligned ground-truth faces (.png/.jpg/.jpeg, searched recursively), ideally ones the
+        Aligned ground-truth faces (image files, searched recursively), ideally ones the
         model never saw; resized (centre-cropped) to the model's size where needed.
     checkpoint_dir : str or Path, optional
         A ``train`` output folder; by default the bundled model.  Not needed without ``ours``.
@@ -496,7 +496,7 @@ def evaluate_photos(raw_dir, checkpoint_dir=None, evaluation: EvaluateOptions | 
     Parameters
     ----------
     raw_dir : str or Path
-        Ordinary photos (.png/.jpg/.jpeg, searched recursively); those without a face are
+        Ordinary photos (image files, searched recursively); those without a face are
         skipped and listed.
     checkpoint_dir, evaluation, out_dir, options, mask_options, progress, **fields
         As for :func:`evaluate` (``limit`` counts photos; the default masks and methods are

@@ -177,8 +177,15 @@ def _last_affine(pending):
 
 
 def _fold_batch_norm(entry, layer, gamma, beta, mean, variance):
-    """Fold y = gamma (x - mean) / sqrt(variance + eps) + beta into the layer before it."""
-    scale = gamma / np.sqrt(variance + layer.epsilon)
+    """Fold y = gamma (x - mean) / sqrt(variance + eps) + beta into the layer before it.
+
+    Weights that overflow float32 once folded give infinities, as the unfolded network's
+    outputs would: the search then stops with its one-line "diverged" error, not a warning."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        _fold_into(entry, gamma / np.sqrt(variance + layer.epsilon), beta, mean)
+
+
+def _fold_into(entry, scale, beta, mean):
     shift = beta - mean * scale
     kind, kernel, bias = entry[:3]
     if kind == "Dense":  # the dense output is reshaped to (4, 4, C): channels vary fastest

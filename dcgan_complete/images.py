@@ -28,7 +28,9 @@ import numpy as np
 from dcgan_complete.errors import DcganError
 from dcgan_complete.files import atomic_write, display_name
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+# how messages name them: "no {IMAGE_KINDS} images in ..."
+IMAGE_KINDS = ", ".join(IMAGE_EXTENSIONS[:-1]) + " or " + IMAGE_EXTENSIONS[-1]
 # PNGs larger than this are written at zlib's fastest level (see write_image)
 FAST_PNG_PIXELS = 1_000_000
 # uint8 [0, 255] <-> float [-1, 1]: float = uint8 / PIXEL_SCALE - 1 (TensorFlow code uses the same)
@@ -93,7 +95,7 @@ def megapixel_limit():
 
 
 def find_images(root, recursive=True):
-    """Return the image files (.png, .jpg, .jpeg in any case) under ``root``, sorted.
+    """Return the image files (:data:`IMAGE_EXTENSIONS`, in any case) under ``root``, sorted.
 
     Parameters
     ----------

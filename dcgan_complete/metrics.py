@@ -352,7 +352,7 @@ def choose_images(aligned_dir, out_dir, limit, seed):
     # an earlier report inside ALIGNED_DIR is not ground truth
     paths = [p for p in imgs.find_images(aligned_dir) if not is_inside(p, out_dir)]
     if not paths:
-        raise DcganError(f"no .png, .jpg or .jpeg images in {where}")
+        raise DcganError(f"no {imgs.IMAGE_KINDS} images in {where}")
     if limit is not None and limit < len(paths):
         chosen = np.random.default_rng([seed]).choice(len(paths), int(limit), replace=False)
         paths = [paths[i] for i in sorted(chosen)]

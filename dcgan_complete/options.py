@@ -623,6 +623,9 @@ class DetectorOptions:
         damage drawn over them (:func:`~dcgan_complete.detector.mine_hard_negatives`).
     hard_share : float
         The share of tiles drawn from those, when there are any.
+    whole_share : float
+        The share of batches of whole photos, with their own borders, at half to all of
+        ``tile`` (:meth:`~dcgan_complete.detector.TileSampler.whole_batch`).
     init : str or None
         A detector (folder or weight file) a fresh run starts from instead of random weights
         (:func:`~dcgan_complete.detector.grow_from`): as wide, and as deep or deeper; the
@@ -646,6 +649,7 @@ class DetectorOptions:
     clean_fraction: float = 0.2
     hard_negatives: tuple = ()
     hard_share: float = 0.3
+    whole_share: float = 0.0
     init: str | None = None
     checkpoint_every: int = 200
     precision: str = "auto"
@@ -664,6 +668,7 @@ class DetectorOptions:
                                                   f"{self.tile}")
         _in_range("clean_fraction", self.clean_fraction, 0, 1, high_open=True)
         _in_range("hard_share", self.hard_share, 0, 1, high_open=True)
+        _in_range("whole_share", self.whole_share, 0, 1, high_open=True)
         if isinstance(self.hard_negatives, (str, os.PathLike)):
             self.hard_negatives = (self.hard_negatives,)
         self.hard_negatives = tuple(str(p) for p in self.hard_negatives)

@@ -133,17 +133,32 @@ def check_shard_names(paths, n, variants=1):
 def check_inputs(paths):
     """The run's inputs as Paths, refused in one line when there are none or one is missing.
 
+    A folder stands for the image files directly in it (:func:`~dcgan_complete.images.
+    find_images`, not its subfolders, where earlier outputs may lie), sorted; a file named
+    twice (itself and in its folder) counts once.
+
     Raises
     ------
     DcganError
+        If there are no inputs, one does not exist, or a folder holds no image file.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise DcganError("no input images given")
+    found, seen = [], set()
     for path in paths:
         if not path.exists():
             raise DcganError(f"input {display_name(path)} does not exist")
-    return paths
+        inside = imgs.find_images(path, recursive=False) if path.is_dir() else [path]
+        if not inside:
+            raise DcganError(f"input folder {display_name(path)} holds no "
+                             f"{imgs.IMAGE_KINDS} images")
+        for p in inside:
+            key = p.resolve()
+            if key not in seen:
+                seen.add(key)
+                found.append(p)
+    return found
 
 
 def check_out_dir(out_dir, inputs, mask_spec=None):

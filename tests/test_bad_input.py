@@ -159,7 +159,8 @@ def _wider_config(path):
 
 
 def _folder_as_image(tmp, env):
-    (tmp / "photos.png").mkdir()
+    (tmp / "photos.png").mkdir()  # a folder stands for its images: here none
+    (tmp / "photos.png" / "notes.txt").write_text("not a picture")
     return env.complete(tmp / "photos.png", "--out", tmp / "out")
 
 
@@ -225,9 +226,8 @@ COMPLETE_CASES = [
     Case("complete-config-not-the-weights", _model_without("config.json", edit=_wider_config),
          r"^Error: cannot load .*model.generator\.weights\.h5: damaged, or not the weights of "
          r"the model that config\.json describes"),
-    Case("complete-folder-as-image", _folder_as_image,
-         r"^Error: none of the 1 inputs could be read: cannot read .*photos\.png: it is a "
-         r"folder, not an image$"),
+    Case("complete-folder-without-images", _folder_as_image,
+         r"^Error: input folder .*photos\.png holds no \.png, \.jpg, .* or \.webp images$"),
     Case("complete-180-megapixels", _huge_png,
          r"cannot read .*huge\.png: too large \(182 megapixels; the limit is 100: set "
          r"DCGAN_COMPLETE_MAX_MEGAPIXELS to raise it\)$"),
@@ -457,7 +457,7 @@ OTHER_CASES = [
          r"^Error: --samples .*nope does not exist$"),
     Case("demo-samples-empty", lambda tmp, env: (tmp / "empty").mkdir() or
          _demo(tmp, env, "--samples", tmp / "empty"),
-         r"^Error: --samples .*empty holds no \.png, \.jpg or \.jpeg images$"),
+         r"^Error: --samples .*empty holds no \.png, \.jpg, .* or \.webp images$"),
     Case("evaluate-out-under-a-file", lambda tmp, env: (tmp / "notes").write_text("mine") and
          _evaluate(tmp, env, "--out", tmp / "notes" / "report"),
          r"^Error: cannot write to --out .*notes.report: a file is in the way",

@@ -87,6 +87,23 @@ def test_a_photo_without_damage_goes_through_auto_unchanged(tiny_model_dir, tmp_
     assert np.array_equal(read_image(tmp_path / "out" / "clean.png"), photo)
 
 
+def test_detect_takes_a_folder_as_its_images(tmp_path):
+    # a scanner's TIFF and a PNG directly in the folder; a subfolder (earlier outputs) is not
+    # searched, and a photo named again on its own counts once
+    y, x = np.mgrid[0:96, 0:128]
+    photo = np.stack([60 + x, 80 + y, 120 + 0 * x], axis=-1).astype(np.uint8)
+    write_image(tmp_path / "scans" / "a.png", photo)
+    from PIL import Image
+    Image.fromarray(photo).save(tmp_path / "scans" / "b.tif")
+    write_image(tmp_path / "scans" / "old" / "c.png", photo)
+    (tmp_path / "scans" / "notes.txt").write_text("not a picture")
+    result = run("detect", tmp_path / "scans", tmp_path / "scans" / "a.png",
+                 "--out", tmp_path / "masks")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["a.png", "b.png"]
+    assert read_image(tmp_path / "masks" / "b.png").shape == photo.shape
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda tmp, model: ["complete", _photo(tmp), "--mask", "auto", "--checkpoint-dir", model,
                          "--out", tmp / "out"],
