@@ -91,6 +91,8 @@ CNN_TO_HOG_BOX = (1.03, 0.02, 0.05)
 HOLE_LOOKS = ((90, 0.75, "telea"), (90, 0.75, "blurred"), (90, 0.75, "smooth"),
               (126, 1.0, "telea"), (126, 1.0, "blurred"))
 MIN_HOLE_EXTENT = 16      # px: a smaller hole does not hide a face of 40 px from HOG
+MIN_HOLE_THICKNESS = 4    # px from its middle to a known pixel: a thinner part (a crack, a
+                          # scratch) hides no face from HOG once Telea has filled it
 MIN_HOLE_AREA = 100       # px
 MAX_HOLE_PARTS = 16       # the largest parts of the hole searched (the first look: ~0.1 s each)
 MAX_LOOKED_AGAIN = 4      # ... and of those where it finds nothing, the parts looked at again
@@ -786,7 +788,9 @@ def _hole_parts(hole, boxes):
 
     The parts are found on the hole reduced to about a megapixel (blocks of ``step`` x ``step``
     pixels), so a large photo costs no more than a small one; each block counts its hole pixels.
+    A part thinner than MIN_HOLE_THICKNESS everywhere is not searched.
     """
+    import cv2
     from scipy import ndimage
 
     height, width = hole.shape
@@ -806,6 +810,12 @@ def _hole_parts(hole, boxes):
         covered[max(int((top - grow) / step), 0):max(int((bottom + grow) / step) + 1, 0),
                 max(int((left - grow) / step), 0):max(int((right + grow) / step) + 1, 0)] = True
     explained = ndimage.sum_labels(counts * covered, labels, index) / np.maximum(area, 1)
+    # the distance from each hole pixel to the nearest known one, at full resolution
+    depth = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+    deep = np.zeros((rows * step, cols * step), bool)
+    deep[:height, :width] = depth >= MIN_HOLE_THICKNESS
+    thick = ndimage.sum_labels(deep.reshape(rows, step, cols, step).any(axis=(1, 3)), labels,
+                               index) > 0
     # Each part's extent without the dilation (which only joins nearby pieces).
     objects = ndimage.find_objects(np.where(counts > 0, labels, 0), max_label=count)
     parts = []
@@ -814,7 +824,7 @@ def _hole_parts(hole, boxes):
         part = (rows.start * step, min(rows.stop * step, height),
                 cols.start * step, min(cols.stop * step, width))
         extent = max(part[1] - part[0], part[3] - part[2])
-        if area[k] >= MIN_HOLE_AREA and extent >= MIN_HOLE_EXTENT and \
+        if area[k] >= MIN_HOLE_AREA and extent >= MIN_HOLE_EXTENT and thick[k] and \
                 explained[k] < COVERED_SHARE:
             parts.append(part)
         if len(parts) == MAX_HOLE_PARTS:

@@ -686,7 +686,7 @@ def _write_photo_report(summary, photos, frames, tiles, masks, methods):
 
 DETECT_TOLERANCE = 2     # px: a damaged pixel counts as found this close to one flagged
 DETECT_FIELDS = ("photos", "precision", "recall", "f1", "iou", "flagged_clean",
-                 "flagged_original", "psnr_damaged", "psnr_auto", "psnr_true_mask",
+                 "flagged_original", "repainted_original", "psnr_damaged", "psnr_auto", "psnr_true_mask",
                  "psnr_telea", "auto_share_of_gain")
 
 
@@ -712,7 +712,8 @@ class DetectionSummary:
             f"precision, recall, F1: pixels, a damaged one found within {DETECT_TOLERANCE} px of "
             "one flagged (and the other way round); IoU exact. flagged clean: share of the "
             "pixels flagged on the same photos aged and scanned without damage "
-            f"({s['flagged_original']:.2%} on the photos as they are).",
+            f"({s['flagged_original']:.2%} on the photos as they are; grown by --grow, what "
+            f"--mask auto would repaint of them: {s['repainted_original']:.2%}).",
             "PSNR (dB, whole photo, against the undamaged print): the damaged input, "
             "complete --mask auto, the repair given the true mask, and Telea given the true "
             f"mask; auto recovers {s['auto_share_of_gain']:.0%} of the true mask's gain."])
@@ -744,7 +745,7 @@ def evaluate_detection(photo_dir, checkpoint_dir=None, evaluation: EvaluateOptio
     detector = locate_detector(detect_options.detector, checkpoint_dir)
     completer, _ = _load_model(checkpoint_dir, options)
     repairer = PhotoRepairer(completer, photo_options)
-    found, clean, original = [], [], []
+    found, clean, original, repainted = [], [], [], np.zeros(2)  # (repainted, all) pixels
     psnr = {k: [] for k in ("damaged", "auto", "true", "telea")}
     for i, path in enumerate(tqdm(paths, desc="evaluate --detect", unit="photo",
                                   disable=not progress, dynamic_ncols=True)):
@@ -758,9 +759,11 @@ def evaluate_detection(photo_dir, checkpoint_dir=None, evaluation: EvaluateOptio
                                       detect_options.threshold, DETECT_TOLERANCE))
         clean.append(detection_scores(detect_damage(example.clean, detector),
                                       np.zeros(photo.shape[:2], bool), detect_options.threshold))
-        original.append(detection_scores(detect_damage(photo, detector),
-                                         np.zeros(photo.shape[:2], bool),
+        as_they_are = detect_damage(photo, detector)
+        original.append(detection_scores(as_they_are, np.zeros(photo.shape[:2], bool),
                                          detect_options.threshold))
+        repainted += ((damage_mask(as_they_are, detect_options.threshold,
+                                   detect_options.grow) < 0.5).sum(), as_they_are.size)
         auto = damage_mask(probabilities, detect_options.threshold, detect_options.grow)
         true = (~example.damage).astype(np.float32)
         fills = {"damaged": example.damaged}
@@ -779,6 +782,7 @@ def evaluate_detection(photo_dir, checkpoint_dir=None, evaluation: EvaluateOptio
     gain = mean["true"] - mean["damaged"]
     scores.update(photos=len(found), flagged_clean=pooled_scores(clean)["flagged"],
                   flagged_original=pooled_scores(original)["flagged"],
+                  repainted_original=float(repainted[0] / repainted[1]),
                   psnr_damaged=mean["damaged"], psnr_auto=mean["auto"],
                   psnr_true_mask=mean["true"], psnr_telea=mean["telea"],
                   auto_share_of_gain=(mean["auto"] - mean["damaged"]) / gain if gain else 1.0)

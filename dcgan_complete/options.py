@@ -590,7 +590,10 @@ class DetectOptions:
     auto``): a pixel of probability ``threshold`` or more is damage, widened by ``grow`` px."""
 
     threshold: float = 0.5
-    grow: int = 2        # the halo around a crack or a letter is damage too
+    # the halo around a crack or a letter is damage too; measured on training photos (Telea
+    # filling both masks), 1 px recovered more of the true mask's gain than 2 (LFW 0.61
+    # against 0.57, raw_photos 0.50 against 0.48) and repainted less of clean photos
+    grow: int = 1
     overlay: bool = False
     detector: str | None = None  # a folder or detector.weights.h5; None: the model's, or bundled
 

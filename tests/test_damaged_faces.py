@@ -266,3 +266,15 @@ def test_cnn_boxes_are_moved_where_hog_puts_its_box(aligner):
     assert confidence > 0
     assert align.box_iou(hog, moved) > 0.75
     assert align.box_iou(hog, moved) > align.box_iou(hog, raw) + 0.05
+
+
+def test_thin_parts_of_a_hole_are_not_searched_for_a_face():
+    """A crack or scratch (here 5 px wide) hides no face once Telea has filled it: the search
+    near the hole skips parts thinner than MIN_HOLE_THICKNESS; a blob as long is searched."""
+    hole = np.zeros((300, 400), bool)
+    hole[50:55, 20:380] = True                  # a long scratch, 5 px wide
+    hole[150:190, 100:300] = True               # a band 40 px thick
+    parts = align._hole_parts(hole, [])
+    assert parts == [(150, 190, 100, 300)]
+    hole[50:62, 20:380] = True                  # the scratch widened to 12 px: it could hide one
+    assert len(align._hole_parts(hole, [])) == 2

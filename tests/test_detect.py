@@ -180,6 +180,8 @@ def test_evaluate_detect_scores_the_detector_and_the_repairs(tiny_model_dir, tmp
     values = dict(zip(fields, rows[1].split(",")))
     assert values["photos"] == "1"
     assert 0 <= float(values["f1"]) <= 1 and 0 <= float(values["flagged_clean"]) <= 1
+    # what --mask auto repaints of the photo as it is: what is flagged, grown by --grow
+    assert float(values["flagged_original"]) <= float(values["repainted_original"]) <= 1
     # the true mask's repair is closer to the undamaged print than the damage is
     assert float(values["psnr_true_mask"]) > float(values["psnr_damaged"])
     assert "auto recovers" in result.output

@@ -188,6 +188,33 @@ def test_a_detector_trains_on_another_ones_false_alarms(cracked_dir, tmp_path):
     assert any(labels) and not all(labels)
 
 
+def test_whole_photo_batches_keep_the_photos_own_border(photo_dir, tmp_path):
+    """--whole-share: batches of whole photos, each resized to within half a stride of the
+    batch's side and padded on the bottom and right by repeating its edge (as detect_damage
+    pads a small photo), its damage label padded alike; a tiny run trains with them."""
+    sampler = det.TileSampler(det.split_photos([photo_dir])[0], 64, clean_fraction=0.0, rng=1,
+                              whole_share=1.0, multiple=8)
+    assert sampler.whole_sizes() == [32, 48, 64]
+    sides = set()
+    for _ in range(6):
+        x, y = sampler.batch(3)
+        side = x.shape[1]
+        sides.add(side)
+        assert x.shape == (3, side, side, 3) and y.shape == (3, side, side, 1)
+        assert side in sampler.whole_sizes()
+        for image, label in zip(x, y[..., 0]):
+            # the padding repeats the last row and column: at most 4 px (half a stride)
+            rows = np.flatnonzero(np.abs(np.diff(image, axis=0)).max(axis=(1, 2)) > 0)
+            h = rows.max() + 2
+            assert side - 4 <= h <= side
+            assert np.array_equal(image[h:], np.repeat(image[h - 1:h], side - h, 0))
+            assert np.array_equal(label[h:], np.repeat(label[h - 1:h], side - h, 0))
+    assert len(sides) > 1 and any(y.any() for y in [sampler.batch(2)[1] for _ in range(3)])
+    options = det.DetectorOptions(out_dir=str(tmp_path), steps=2, checkpoint_every=10,
+                                  whole_share=0.5, **TINY)
+    assert det.train_detector([photo_dir], options).step == 2
+
+
 @pytest.mark.parametrize("side, larger", [(300, 0.5), (200, 0.6)])
 def test_the_mirror_view_weighs_in(cracked_dir, side, larger):
     """flip=True: on a photo at least 256 px wide each pixel takes the mean of the photo's and
