@@ -36,7 +36,7 @@ Example
 >>> from dcgan_complete.detector import detect_damage, damage_mask, load_detector
 >>> detector = load_detector("runs/detector")                     # doctest: +SKIP
 >>> probabilities = detect_damage(photo, detector)                # doctest: +SKIP
->>> mask = damage_mask(probabilities, threshold=0.5, grow=2)      # doctest: +SKIP
+>>> mask = damage_mask(probabilities, threshold=0.5, grow=1)      # doctest: +SKIP
 """
 from __future__ import annotations
 
