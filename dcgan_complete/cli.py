@@ -598,9 +598,9 @@ def align(raw_dir, aligned_dir, **options):
     """Crop every face in RAW_DIR's photos to an aligned square PNG in ALIGNED_DIR.
 
     RAW_DIR is searched recursively for image files (.jpg, .png, .tif, .bmp, .webp); the
-    crops go into ALIGNED_DIR without subfolders, named after their photo.  Existing crops are skipped, so
-    an interrupted run continues where it stopped; ALIGNED_DIR/align_options.json keeps
-    --size, --landmarks, --border and --all-faces, which a later run into it must repeat.
+    crops go into ALIGNED_DIR without subfolders, named after their photo.  Existing crops are
+    skipped, so an interrupted run continues where it stopped; ALIGNED_DIR/align_options.json
+    keeps --size, --landmarks, --border and --all-faces, which a later run into it must repeat.
     Photos without a usable face are listed, with the reason, in ALIGNED_DIR/align_report.csv.
     """
     options = AlignOptions(**options)

@@ -18,9 +18,9 @@ import numpy as np
 
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.files import display_name, is_inside
-from dcgan_complete.images import (IMAGE_KINDS, MAX_MEGAPIXELS_VARIABLE, PIXEL_SCALE, ImageReadError,
-                                   ImageTooLargeError, center_crop_resize, find_images,
-                                   megapixel_limit, read_image)
+from dcgan_complete.images import (IMAGE_KINDS, MAX_MEGAPIXELS_VARIABLE, PIXEL_SCALE,
+                                   ImageReadError, ImageTooLargeError, center_crop_resize,
+                                   find_images, megapixel_limit, read_image)
 
 DEFAULT_MEMORY_LIMIT = 4 * 2 ** 30
 

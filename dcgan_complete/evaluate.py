@@ -686,8 +686,8 @@ def _write_photo_report(summary, photos, frames, tiles, masks, methods):
 
 DETECT_TOLERANCE = 2     # px: a damaged pixel counts as found this close to one flagged
 DETECT_FIELDS = ("photos", "precision", "recall", "f1", "iou", "flagged_clean",
-                 "flagged_original", "repainted_original", "psnr_damaged", "psnr_auto", "psnr_true_mask",
-                 "psnr_telea", "auto_share_of_gain")
+                 "flagged_original", "repainted_original", "psnr_damaged", "psnr_auto",
+                 "psnr_true_mask", "psnr_telea", "auto_share_of_gain")
 
 
 @dataclasses.dataclass
