@@ -278,3 +278,26 @@ def test_thin_parts_of_a_hole_are_not_searched_for_a_face():
     assert parts == [(150, 190, 100, 300)]
     hole[50:62, 20:380] = True                  # the scratch widened to 12 px: it could hide one
     assert len(align._hole_parts(hole, [])) == 2
+
+
+def test_only_deep_parts_of_a_hole_are_looked_at_again(aligner, monkeypatch):
+    """Where the first look near a part of the hole finds no face, the slower looks (blurred,
+    closer) follow only for a part at least LOOK_AGAIN_DEPTH deep: a date stamp or a speck of
+    dust (here a band 12 px wide) hides no face the first look would miss."""
+    y, x = np.mgrid[0:300, 0:400]
+    photo = np.stack([60 + x // 4, 80 + y // 4, 120 + 0 * x], axis=-1).astype(np.uint8)
+    looked = []
+    search = align._search_part
+
+    def spy(aligner, filled, known, part, looks):
+        looked.append((part, len(looks)))
+        return search(aligner, filled, known, part, looks)
+
+    monkeypatch.setattr(align, "_search_part", spy)
+    hole = np.zeros(photo.shape[:2], bool)
+    hole[40:52, 20:200] = True                  # 12 px wide: 6 px deep
+    hole[150:230, 220:330] = True               # 80 px wide: 40 px deep
+    assert align.find_damaged_faces(photo, ~hole, SIZE, aligner=aligner) == []
+    first = len(align.HOLE_LOOKS[:1])
+    assert sorted(looked) == sorted([((40, 52, 20, 200), first), ((150, 230, 220, 330), first),
+                                     ((150, 230, 220, 330), len(align.HOLE_LOOKS) - first)])
