@@ -634,17 +634,23 @@ class TileSampler:
                                           look=rng.random() >= NO_LOOK_FRACTION)
         return example.damaged, example.damage
 
+    def _random_photo(self):
+        """(whether it is a large one, a readable photo at least 32 px wide): half of them
+        large photos and half small ones, where there are both."""
+        rng = self.rng
+        while True:
+            large = bool(self.large) and (not self.small or rng.random() < 0.5)
+            pool = self.large if large else self.small
+            photo = self._photo(pool[rng.integers(len(pool))])
+            if photo is not None and min(photo.shape[:2]) >= 32:
+                return large, photo
+
     def _refill(self):
         """Damage one region of a photo and cut tiles from it into the pool."""
         import cv2
 
         rng, t = self.rng, self.tile
-        while True:
-            large = self.large and (not self.small or rng.random() < 0.5)
-            pool = self.large if large else self.small
-            photo = self._photo(pool[rng.integers(len(pool))])
-            if photo is not None and min(photo.shape[:2]) >= 32:
-                break
+        large, photo = self._random_photo()
         h, w = photo.shape[:2]
         # several scales: large photos shrunk down to 0.3x, small faces enlarged up to 3x
         low = max(t * 1.05 / min(h, w), 0.3 if large else 1.0)
@@ -684,12 +690,7 @@ class TileSampler:
         side = int(rng.choice(self.whole_sizes()))
         pairs = []
         for _ in range(n):
-            while True:
-                pool = self.small if self.small and (not self.large or rng.random() < 0.5) \
-                    else self.large
-                photo = self._photo(pool[rng.integers(len(pool))])
-                if photo is not None and min(photo.shape[:2]) >= 32:
-                    break
+            _, photo = self._random_photo()
             h, w = (int(rng.integers(max(8, side - m // 2 + 1), side + 1)) for _ in range(2))
             shrink = h * w < photo.shape[0] * photo.shape[1]
             photo = cv2.resize(photo, (w, h),
