@@ -133,9 +133,9 @@ def check_shard_names(paths, n, variants=1):
 def check_inputs(paths):
     """The run's inputs as Paths, refused in one line when there are none or one is missing.
 
-    A folder stands for the image files directly in it (:func:`~dcgan_complete.images.
-    find_images`, not its subfolders, where earlier outputs may lie), sorted; a file named
-    twice (itself and in its folder) counts once.
+    A folder stands for the image files directly in it, sorted (not those in its subfolders,
+    where earlier outputs may lie; see :func:`~dcgan_complete.images.find_images`); a file
+    named twice (itself and in its folder) counts once.
 
     Raises
     ------
