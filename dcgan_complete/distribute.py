@@ -195,11 +195,15 @@ def read_tf_config(environ=os.environ):
     try:
         config = json.loads(text)
         cluster, task = config["cluster"], config["task"]
-        task_type, index = str(task["type"]), int(task["index"])
+        task_type, index = str(task["type"]), task["index"]
         sizes = {job: len(cluster[job]) for job in cluster}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DcganError(f"TF_CONFIG is not a cluster description ({exc.__class__.__name__}: "
                          f"{exc}); see the README for an example") from None
+    if isinstance(index, str) and index.strip().isdigit():
+        index = int(index)
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise DcganError(f"TF_CONFIG's task index must be a whole number, not {index!r}")
     others = sorted(set(sizes) - set(_WORKER_JOBS))
     if others:
         raise DcganError(f"TF_CONFIG lists {', '.join(others)} tasks: multi-worker training "

@@ -335,3 +335,19 @@ def test_auto_precision_picks_bfloat16_on_gpus_that_have_it():
 if __name__ == "__main__":
     if sys.argv[1] == "two-devices":
         print(json.dumps(_two_devices_report(*sys.argv[2:5])))
+
+
+@pytest.mark.parametrize("index, reason", [(1.5, "whole number, not 1.5"),
+                                           (True, "whole number, not True"),
+                                           ("one", "whole number, not 'one'"),
+                                           (2, r"task \(worker 2\) is not one of its")])
+def test_a_task_index_that_names_no_worker_is_refused(index, reason):
+    # int(1.5) would have quietly made this the second worker, running a step out of turn
+    from dcgan_complete.distribute import read_tf_config
+    from dcgan_complete.errors import DcganError
+    config = {"cluster": {"worker": ["a:2222", "b:2222"]},
+              "task": {"type": "worker", "index": index}}
+    with pytest.raises(DcganError, match=reason):
+        read_tf_config({"TF_CONFIG": json.dumps(config)})
+    config["task"]["index"] = "1"      # as a shell script may write it
+    assert read_tf_config({"TF_CONFIG": json.dumps(config)}) == ("worker", 1, 2, False)
