@@ -507,7 +507,7 @@ def _detector(name, *decls, **kwargs):
 def train_detector(data_dirs, threads, **options):
     """Train the damage detector on DATA_DIRS: folders of clean photos (searched recursively),
     over which synthetic damage is drawn (cracks, scratches, dust, creases, stains, ink, date
-    stamps, torn corners) with old-photo looks on both sides.
+    stamps, torn corners, paint and lost emulsion) with old-photo looks on both sides.
 
     A fixed share of the photos (by a hash of their names) is held out for evaluation. Ctrl-C
     stops at the next step with a checkpoint; running again with the same --out resumes.

@@ -12,7 +12,7 @@ damage changed.  The steps follow how an old print comes to look the way it does
 3. **damage** (:data:`DAMAGE_KINDS`), drawn on the aged print: branching cracks (paper-white
    and dark, 1-6 px), long thin scratches, dust, specks and fibres, creases and folds,
    semi-transparent stains with tide lines, pen and ink marks, date stamps and captions, torn or
-   missing corners and edges.
+   missing corners and edges, broad strokes and patches of paint, marker or lost emulsion.
 4. **scanning** (:func:`scan_photo`): blur, grain, scanner vignetting and JPEG, with the same
    random draw on both sides.
 
@@ -43,10 +43,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-DAMAGE_KINDS = ("crack", "scratch", "dust", "crease", "stain", "ink", "text", "tear")
+DAMAGE_KINDS = ("crack", "scratch", "dust", "crease", "stain", "ink", "text", "tear", "paint")
 # How often each kind is drawn when ``kinds`` is not given (relative weights).
 KIND_WEIGHTS = {"crack": 3.0, "scratch": 3.0, "dust": 2.0, "crease": 1.5, "stain": 0.8,
-                "ink": 1.5, "text": 1.5, "tear": 1.0}
+                "ink": 1.5, "text": 1.5, "tear": 1.0, "paint": 1.0}
 # Dust specks: radii in px and how often each is drawn (mostly tiny, a few large).
 _SPECK_RADII = (0.5, 0.7, 1.0, 1.4, 2.0, 3.0, 4.5)
 _SPECK_ODDS = (0.25, 0.25, 0.2, 0.12, 0.1, 0.05, 0.03)
@@ -449,9 +449,61 @@ def draw_tear(image, rng):
     return _composite(image, alpha, backing)
 
 
+def _blob(rng, shape, centre, radius):
+    """An irregular filled shape about ``radius`` px across its middle: a float mask in [0, 1]
+    with an antialiased edge, drawn only in its bounding box."""
+    h, w = shape
+    out = np.zeros(shape, np.float32)
+    r = int(np.ceil(radius * 1.8)) + 2
+    x0, x1 = int(max(0, centre[0] - r)), int(min(w, centre[0] + r + 1))
+    y0, y1 = int(max(0, centre[1] - r)), int(min(h, centre[1] + r + 1))
+    if x1 <= x0 or y1 <= y0:
+        return out
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    ang = rng.uniform(0, np.pi)
+    u = ((xx - centre[0]) * np.cos(ang) + (yy - centre[1]) * np.sin(ang)) / radius
+    v = (-(xx - centre[0]) * np.sin(ang) + (yy - centre[1]) * np.cos(ang)) / (
+        radius * rng.uniform(0.35, 1.0))
+    rough = _smooth_noise(rng, (y1 - y0, x1 - x0), max(2.0, radius * rng.uniform(0.3, 0.9)))
+    field = np.sqrt(u ** 2 + v ** 2) + rng.uniform(0.2, 0.8) * (rough - 0.5)
+    out[y0:y1, x0:x1] = np.clip((1.0 - field) * radius * 0.5 + 0.5, 0, 1)  # ~1 px ramp
+    return out
+
+
+def draw_paint(image, rng):
+    """Broad strokes and filled patches in one flat colour: paint, marker, correction fluid,
+    emulsion lifted off down to the paper.  Unlike ink and cracks their width grows with the
+    photo (up to a few percent of its diagonal), so a patch is mostly inside, not edge."""
+    h, w = image.shape[:2]
+    diag = float(np.hypot(h, w))
+    pick = rng.random()
+    if pick < 0.4:
+        colour = _paper_white(rng)
+    elif pick < 0.65:
+        colour = _dark(rng) * rng.uniform(0.1, 1.0)
+    else:
+        colour = rng.uniform(0, 255, 3).astype(np.float32)
+    alpha = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(1, 4))):
+        c = rng.uniform((0, 0), (w, h))
+        if rng.random() < 0.5:   # a broad stroke
+            width = max(2.0, diag * float(np.exp(rng.uniform(np.log(0.004), np.log(0.04)))))
+            length = rng.uniform(0.05, 0.4) * diag
+            path = _random_walk(rng, c, rng.uniform(0, 2 * np.pi), length,
+                                max(2.0, width / 2), wiggle=rng.uniform(0.02, 0.25))
+            _polyline(alpha, path, width)
+        else:                    # a filled patch
+            radius = max(2.0, diag * float(np.exp(rng.uniform(np.log(0.005), np.log(0.06)))))
+            np.maximum(alpha, _blob(rng, (h, w), c, radius), out=alpha)
+    if rng.random() < 0.3:
+        alpha = cv2.GaussianBlur(alpha, (0, 0), rng.uniform(0.4, 1.2))
+    layer = np.broadcast_to(colour, image.shape) + rng.normal(0, rng.uniform(0, 4), (h, w, 1))
+    return _composite(image, alpha * rng.uniform(0.85, 1.0), layer.astype(np.float32))
+
+
 _DRAW = {"crack": draw_crack, "scratch": draw_scratch, "dust": draw_dust,
          "crease": draw_crease, "stain": draw_stain, "ink": draw_ink, "text": draw_text,
-         "tear": draw_tear}
+         "tear": draw_tear, "paint": draw_paint}
 
 
 # ------------------------------------------------------------------- hard negatives and looks

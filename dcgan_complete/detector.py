@@ -36,7 +36,7 @@ Example
 >>> from dcgan_complete.detector import detect_damage, damage_mask, load_detector
 >>> detector = load_detector("runs/detector")                     # doctest: +SKIP
 >>> probabilities = detect_damage(photo, detector)                # doctest: +SKIP
->>> mask = damage_mask(probabilities, threshold=0.5, grow=1)      # doctest: +SKIP
+>>> mask = damage_mask(probabilities, threshold=0.6, grow=1)      # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ import numpy as np
 from dcgan_complete import damage as damage_lib
 from dcgan_complete import images
 from dcgan_complete.errors import DcganError, OptionError
-from dcgan_complete.options import DetectorOptions  # noqa: F401 (its home is options)
+from dcgan_complete.options import DetectOptions, DetectorOptions  # noqa: F401 (their home)
 from dcgan_complete.files import (FolderLock, atomic_write, display_name, ensure_writable_dir,
                                   write_text)
 
@@ -380,14 +380,15 @@ def _detect_tiled(photo, detector, tile, margin, reflect=False):
     return out
 
 
-def damage_mask(probabilities, threshold=0.5, grow=0):
+def damage_mask(probabilities, threshold=DetectOptions.threshold, grow=0):
     """A mask in the project's convention from damage probabilities: 1 = intact, 0 = damage.
 
     Parameters
     ----------
     probabilities : ndarray, shape (H, W), in [0, 1]
     threshold : float
-        In (0, 1): a pixel at or above it is damage.
+        In (0, 1): a pixel at or above it is damage (by default ``DetectOptions.threshold``,
+        what ``detect`` uses).
     grow : int
         Widen what is found by this many px (a disk), so that halos are filled too.
 
@@ -419,7 +420,7 @@ def _dilate(found, radius):
     return cv2.dilate(found.astype(np.uint8), disk).astype(bool)
 
 
-def detection_scores(probabilities, truth, threshold=0.5, tolerance=2):
+def detection_scores(probabilities, truth, threshold=DetectOptions.threshold, tolerance=2):
     """Pixel precision, recall and F1 where a pixel counts as found within ``tolerance`` px,
     and the IoU (exact), of the damage found in ``probabilities`` against ``truth`` (bool).
 
@@ -449,7 +450,8 @@ def pooled_scores(counts):
             "flagged": total["found"] / total["pixels"]}
 
 
-def damage_overlay(photo, probabilities, threshold=0.5, colour=(255, 0, 255)):
+def damage_overlay(photo, probabilities, threshold=DetectOptions.threshold,
+                   colour=(255, 0, 255)):
     """``photo`` with the damage found painted in ``colour`` (at 60%): uint8 (H, W, 3)."""
     found = np.asarray(probabilities) >= threshold
     out = np.asarray(photo, np.float32).copy()
@@ -457,8 +459,8 @@ def damage_overlay(photo, probabilities, threshold=0.5, colour=(255, 0, 255)):
     return np.round(out).astype(np.uint8)
 
 
-def evaluate_detector(detector, paths, seed=EVAL_SEED, threshold=0.5, tolerance=2,
-                      progress=False):
+def evaluate_detector(detector, paths, seed=EVAL_SEED, threshold=DetectOptions.threshold,
+                      tolerance=2, progress=False):
     """Scores of ``detector`` on synthetic damage over ``paths`` (photos kept out of training).
 
     Photo ``i`` gets damage drawn with the seed ``seed + i`` (one to three random kinds, the

@@ -79,3 +79,21 @@ def test_bad_photos_are_refused(bad):
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="unknown damage kind 'mould'"):
         damage.damage_photo(photo(), rng=0, kinds=("mould",))
+
+
+def test_paint_is_broad_and_flat_and_grows_with_the_photo():
+    # cracks and ink are at most 6 px wide on any photo; paint and lost emulsion cover patches
+    # whose inside lies far from their edge, wider on a larger photo
+    deepest = {}
+    for side in (96, 640):
+        image = photo(side * 3 // 4, side)
+        depths = []
+        for seed in range(6):
+            r = damage.damage_photo(image, rng=seed, kinds=("paint",), look=False, scene_lines=0)
+            depths.append(ndimage.distance_transform_edt(r.damage).max())
+            inside = ndimage.binary_erosion(r.damage, iterations=2)
+            if inside.sum() > 50:      # one flat colour: little spread inside a patch
+                assert r.damaged[inside].std(axis=0).max() < 15, seed
+        deepest[side] = max(depths)
+    assert deepest[640] >= 12
+    assert deepest[640] > 3 * deepest[96]
