@@ -19,6 +19,7 @@ Example
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -122,9 +123,14 @@ def check_shard_names(paths, n, variants=1):
     """
     ordered = sorted(paths, key=str)
     reserved = {f.casefold() for k in range(1, n + 1) for f in shard_run_files((k, n))}
-    for path, name in zip(ordered, output_names(ordered, variants=variants)):
+    names = output_names(ordered, variants=variants)
+    stems = {name.casefold() for name in names}
+    for path, name in zip(ordered, names):
+        # a photo NAME writes NAME.faceK.png for its K-th face, however many it turns out to have
+        face_of = re.fullmatch(r"(.+)\.face\d+", name, flags=re.IGNORECASE)
         if name != Path(path).stem or any(f.casefold() in reserved
-                                          for f in output_files(name, variants=variants)):
+                                          for f in output_files(name, variants=variants)) \
+                or (face_of and face_of.group(1).casefold() in stems):
             raise OptionError("shard", f"with {{shard}} every input needs outputs of its own "
                                        f"name: rename {display_name(path)}, whose name another "
                                        "input or a shard's summary has")

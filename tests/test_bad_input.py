@@ -620,6 +620,11 @@ DISTRIBUTE_CASES = [
                                        "--shard", "1/2", "--out", tmp / "out"),
          r"^Error: with --shard every input needs outputs of its own name: rename .*b.x\.png",
          check=_nothing_written("out")),
+    Case("complete-shard-name-of-a-face-output",   # a.png's first face is a.face0.png
+         lambda tmp, env: env.complete(*_face_in(tmp, env, "a.png", "a.face0.png"),
+                                       "--shard", "1/2", "--out", tmp / "out"),
+         r"^Error: with --shard every input needs outputs of its own name: rename "
+         r".*a\.face0\.png", check=_nothing_written("out")),
     Case("complete-mirrored-on-a-missing-gpu",
          lambda tmp, env: env.complete(*_face_in(tmp, env, "a.png"), "--distribute", "mirrored",
                                        "--devices", "GPU:63", "--out", tmp / "out"),
