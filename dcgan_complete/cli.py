@@ -544,7 +544,7 @@ def train_detector(data_dirs, threads, **options):
 @_friendly_errors
 def detect(photos, out_dir, threshold, grow, detector, overlay, checkpoint_dir, threads):
     """Find the damage in PHOTOS (cracks, scratches, dust, stains, ink, date stamps, torn
-    corners) and write it as masks.
+    corners, paint) and write it as masks.
 
     \b
     Writes, for every photo NAME, into --out:

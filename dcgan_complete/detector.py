@@ -1,5 +1,5 @@
-"""The damage detector: a small U-Net that marks scratches, cracks, dust, stains, ink, date stamps
-and tears, trained on synthetic damage (:mod:`dcgan_complete.damage`) over real photos.
+"""The damage detector: a small U-Net that marks scratches, cracks, dust, stains, ink, date stamps,
+tears and paint, trained on synthetic damage (:mod:`dcgan_complete.damage`) over real photos.
 
 The network sees the photo at full resolution, so a 1-2 px scratch on a 2000 px scan survives:
 :func:`detect_damage` cuts the photo into overlapping tiles (:data:`TILE` px plus a
