@@ -641,7 +641,8 @@ def _evaluate(name, *decls, **kwargs):
               help="ALIGNED_DIR holds clean photos (PHOTO_DIR): draw synthetic damage over each "
                    "(seeded by --seed) and score the damage detector (precision, recall, F1 "
                    "within 2 px, IoU, share flagged on the clean photos) and the repairs "
-                   "(whole-photo PSNR: damaged, --mask auto, the true mask, Telea).")
+                   "(whole-photo PSNR: damaged, --mask auto, the true mask, Telea); "
+                   "per_photo.csv has each photo's kinds of damage and scores.")
 @click.option("--out", "out_dir", default=EVALUATE_OUT, show_default=True,
               type=click.Path(file_okay=False, path_type=str),
               help="Output folder (created if missing).")

@@ -688,6 +688,10 @@ DETECT_TOLERANCE = 2     # px: a damaged pixel counts as found this close to one
 DETECT_FIELDS = ("photos", "precision", "recall", "f1", "iou", "flagged_clean",
                  "flagged_original", "repainted_original", "psnr_damaged", "psnr_auto",
                  "psnr_true_mask", "psnr_telea", "auto_share_of_gain")
+# per_photo.csv of evaluate --detect: which photos and kinds of damage it gets wrong
+DETECT_PER_PHOTO_FIELDS = ("photo", "kinds", "damage_share", "precision", "recall", "f1",
+                           "flagged_original", "repainted_original", "psnr_damaged",
+                           "psnr_auto", "psnr_true_mask", "psnr_telea", "auto_share_of_gain")
 
 
 @dataclasses.dataclass
@@ -719,6 +723,13 @@ class DetectionSummary:
             f"mask; auto recovers {s['auto_share_of_gain']:.0%} of the true mask's gain."])
 
 
+def _share_of_gain(damaged, auto, true):
+    """The share of the true mask's PSNR gain that ``--mask auto`` recovers (1 where the true
+    mask gains nothing)."""
+    gain = true - damaged
+    return (auto - damaged) / gain if gain else 1.0
+
+
 def evaluate_detection(photo_dir, checkpoint_dir=None, evaluation: EvaluateOptions | None = None,
                        out_dir=EVALUATE_OUT, options: CompleteOptions | None = None,
                        detect_options=None, photo_options: PhotoOptions | None = None,
@@ -727,7 +738,8 @@ def evaluate_detection(photo_dir, checkpoint_dir=None, evaluation: EvaluateOptio
 
     Photo ``i`` of ``photo_dir`` (or ``limit`` of them, drawn with ``seed``) gets one to three
     kinds of damage with the old-photo look, drawn with the seed ``seed + i`` (see
-    :func:`dcgan_complete.damage.damage_photo`).  Writes ``summary.csv`` and ``summary.json``.
+    :func:`dcgan_complete.damage.damage_photo`).  Writes ``summary.csv``, ``summary.json`` and
+    ``per_photo.csv`` (each photo's kinds of damage, scores and PSNRs).
     """
     from dcgan_complete.damage import damage_photo
     from dcgan_complete.detector import (damage_mask, detect_damage, detection_scores,
@@ -747,6 +759,7 @@ def evaluate_detection(photo_dir, checkpoint_dir=None, evaluation: EvaluateOptio
     repairer = PhotoRepairer(completer, photo_options)
     found, clean, original, repainted = [], [], [], np.zeros(2)  # (repainted, all) pixels
     psnr = {k: [] for k in ("damaged", "auto", "true", "telea")}
+    per_photo = []
     for i, path in enumerate(tqdm(paths, desc="evaluate --detect", unit="photo",
                                   disable=not progress, dynamic_ncols=True)):
         try:
@@ -762,8 +775,9 @@ def evaluate_detection(photo_dir, checkpoint_dir=None, evaluation: EvaluateOptio
         as_they_are = detect_damage(photo, detector)
         original.append(detection_scores(as_they_are, np.zeros(photo.shape[:2], bool),
                                          detect_options.threshold))
-        repainted += ((damage_mask(as_they_are, detect_options.threshold,
-                                   detect_options.grow) < 0.5).sum(), as_they_are.size)
+        repainted_here = (damage_mask(as_they_are, detect_options.threshold,
+                                      detect_options.grow) < 0.5).sum()
+        repainted += (repainted_here, as_they_are.size)
         auto = damage_mask(probabilities, detect_options.threshold, detect_options.grow)
         true = (~example.damage).astype(np.float32)
         fills = {"damaged": example.damaged}
@@ -774,20 +788,32 @@ def evaluate_detection(photo_dir, checkpoint_dir=None, evaluation: EvaluateOptio
             else example.damaged
         for name, filled in fills.items():
             psnr[name].append(metrics.psnr(example.clean, filled))
+        here = pooled_scores(found[-1:])
+        per_photo.append({
+            "photo": display_name(Path(path).name), "kinds": "+".join(example.kinds),
+            "damage_share": float(example.damage.mean()), "precision": here["precision"],
+            "recall": here["recall"], "f1": here["f1"],
+            "flagged_original": pooled_scores(original[-1:])["flagged"],
+            "repainted_original": float(repainted_here / as_they_are.size),
+            **{f"psnr_{k}": psnr[n][-1] for k, n in (("damaged", "damaged"), ("auto", "auto"),
+                                                       ("true_mask", "true"),
+                                                       ("telea", "telea"))},
+            "auto_share_of_gain": _share_of_gain(psnr["damaged"][-1], psnr["auto"][-1],
+                                                 psnr["true"][-1])})
     if not found:
         raise DcganError(f"none of the {len(paths)} photos in {display_name(photo_dir)} could "
                          "be read")
     scores = pooled_scores(found)
     mean = {k: float(np.mean(v)) for k, v in psnr.items()}
-    gain = mean["true"] - mean["damaged"]
     scores.update(photos=len(found), flagged_clean=pooled_scores(clean)["flagged"],
                   flagged_original=pooled_scores(original)["flagged"],
                   repainted_original=float(repainted[0] / repainted[1]),
                   psnr_damaged=mean["damaged"], psnr_auto=mean["auto"],
                   psnr_true_mask=mean["true"], psnr_telea=mean["telea"],
-                  auto_share_of_gain=(mean["auto"] - mean["damaged"]) / gain if gain else 1.0)
+                  auto_share_of_gain=_share_of_gain(mean["damaged"], mean["auto"], mean["true"]))
     summary = DetectionSummary(scores, len(found), Path(out_dir), 0.0)
     _write_rows(Path(out_dir) / "summary.csv", DETECT_FIELDS, [scores])
+    _write_rows(Path(out_dir) / "per_photo.csv", DETECT_PER_PHOTO_FIELDS, per_photo)
     settings = {"photo_dir": display_name(photo_dir), "seed": evaluation.seed,
                 "limit": evaluation.limit, "threshold": detect_options.threshold,
                 "grow": detect_options.grow, "tolerance": DETECT_TOLERANCE}

@@ -14,7 +14,7 @@ from scipy import ndimage
 from skimage import data
 
 from dcgan_complete.cli import main
-from dcgan_complete.damage import damage_photo
+from dcgan_complete.damage import DAMAGE_KINDS, damage_photo
 from dcgan_complete.images import read_image, write_image
 
 # The bundled detector on this crack (measured: recall 0.97, 0.9% flagged away from it).
@@ -185,5 +185,14 @@ def test_evaluate_detect_scores_the_detector_and_the_repairs(tiny_model_dir, tmp
     # the true mask's repair is closer to the undamaged print than the damage is
     assert float(values["psnr_true_mask"]) > float(values["psnr_damaged"])
     assert "auto recovers" in result.output
+    # per_photo.csv: which photo, which kinds of damage, and how each went
+    per_photo = (tmp_path / "report" / "per_photo.csv").read_text().splitlines()
+    assert len(per_photo) == 2
+    row = dict(zip(per_photo[0].split(","), per_photo[1].split(",")))
+    assert row["photo"] == "a.png"
+    assert row["kinds"] and set(row["kinds"].split("+")) <= set(DAMAGE_KINDS)
+    assert 0 < float(row["damage_share"]) < 1
+    for field in ("f1", "psnr_auto", "repainted_original", "auto_share_of_gain"):
+        assert row[field] == values[field]       # one photo: its row is the summary
     bad = run("evaluate", photos, "--detect", "--photos", "--out", tmp_path / "r2")
     assert bad.exit_code == 1 and "--detect and --photos exclude each other" in bad.output
