@@ -52,8 +52,9 @@ from dcgan_complete.options import OPTIMIZERS, DetectOptions, MaskOptions, Serve
 from dcgan_complete.page import (BRUSH_ONLY, EDITOR_CANVAS, KEEP_FILES_SECONDS, MAX_ITERATIONS,
                                  MAX_PAGE_VARIANTS, MAX_RESTARTS, PAGE_MASK_KINDS, Aligners,
                                  PageResult, Progress, Searches, SessionFiles, UploadError,
-                                 editor_value, form_number, is_photo, limits_text,
-                                 mask_layer, painted_known, photo_report, prepare_input,
+                                 browser_background, editor_value, form_number, is_photo,
+                                 limits_text, mask_layer, painted_known, photo_report,
+                                 prepare_input,
                                  read_upload, repair_live, save_crop_result, save_photo_result,
                                  search_live, upload_path, with_note)
 from dcgan_complete.search import Completer
@@ -149,7 +150,8 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         except UploadError as exc:
             return (gr.skip(), gr.skip(), gr.skip(), gr.skip(),
                     gr.update(value=f"**{exc}**", visible=True), *[gr.skip()] * results_count)
-        background = upload_path(photo)[0]
+        background = browser_background(upload_path(photo)[0], image,
+                                        files.new_folder(request.session_hash))
         if detector is None:
             layer = None
             text = "Paint over the damage with the brush, then press Complete."

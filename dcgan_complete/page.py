@@ -160,6 +160,29 @@ def mask_layer(known):
     return layer
 
 
+# What a browser's editor can draw as it is; a TIFF scan it shows as a blank canvas.
+BROWSER_FORMATS = frozenset({"PNG", "JPEG", "GIF", "BMP", "WEBP"})
+
+
+def browser_background(path, image, folder):
+    """The upload as the editor is to show it: the file itself where browsers draw its format,
+    else ``image`` (its pixels as :func:`read_upload` read them) written as ``photo.png`` into
+    ``folder``.  The search reads the editor's background back, so it sees the same pixels
+    either way."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as opened:
+            kind = opened.format
+    except (OSError, ValueError):
+        kind = None
+    if kind in BROWSER_FORMATS:
+        return path
+    shown = Path(folder) / "photo.png"
+    imgs.write_image(shown, image)
+    return shown
+
+
 def editor_value(background, layer_path=None):
     """The editor's value: the upload as it is (``background``: its FileData or path) and one
     mask layer (a PNG's path) or none."""

@@ -1062,3 +1062,50 @@ def test_browser_found_again_stroked_and_an_alternative_picked_on_a_small_photo(
     assert np.array_equal(first[~filled], drawn.damaged[~filled])   # both fills keep the rest
     assert np.array_equal(second[~filled], drawn.damaged[~filled])
     assert not np.array_equal(first[filled], second[filled])        # and differ in the hole
+
+
+def test_a_tiff_upload_is_shown_to_the_editor_as_a_png_of_its_pixels(tmp_path):
+    """Browsers draw no TIFF: the editor showed a blank canvas for a scan, while the detector
+    found its damage.  The editor now gets a PNG of the pixels the search reads; a format
+    browsers draw goes to it as it is."""
+    from PIL import Image
+
+    from dcgan_complete.page import browser_background, read_upload
+
+    photo = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "scan.tif")
+    write_image(tmp_path / "photo.jpg", photo)
+    (tmp_path / "session").mkdir()
+    image, _ = read_upload(str(tmp_path / "scan.tif"))
+    shown = browser_background(str(tmp_path / "scan.tif"), image, tmp_path / "session")
+    assert Path(shown).suffix == ".png" and Path(shown).parent == tmp_path / "session"
+    assert np.array_equal(read_image(shown), image) and np.array_equal(image, photo)
+    jpeg, _ = read_upload(str(tmp_path / "photo.jpg"))
+    assert browser_background(str(tmp_path / "photo.jpg"), jpeg, tmp_path / "session") == \
+        str(tmp_path / "photo.jpg")
+
+
+def test_browser_a_tiff_scan_is_drawn_in_the_editor(tmp_path):
+    """A TIFF uploaded on the page: the browser is sent a PNG to draw (a TIFF it leaves
+    blank), and the damage found is painted on it."""
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    photo, _, _ = _cracked_photo(tmp_path)
+    Image.fromarray(photo).save(tmp_path / "scan.tif")
+    with serve_process(tmp_path, "--seed", "0") as (url, _), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            asked = []
+            page.on("request", lambda r: asked.append(r.url))
+            page.goto(url)
+            _upload(page, tmp_path / "scan.tif")
+            _wait_for_status(page, lambda text: "Damage found on" in text,
+                             tmp_path / "shot.png")
+            _wait_for_the_editor(page)
+        finally:
+            browser.close()
+    # the upload box asks for the TIFF it was given; the editor for the PNG it draws
+    files = [u for u in asked if "/file=" in u]
+    assert any(u.endswith("/photo.png") for u in files), files
