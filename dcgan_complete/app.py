@@ -54,9 +54,8 @@ from dcgan_complete.page import (BRUSH_ONLY, EDITOR_CANVAS, KEEP_FILES_SECONDS, 
                                  PageResult, Progress, Searches, SessionFiles, UploadError,
                                  browser_background, editor_value, form_number, is_photo,
                                  limits_text, mask_layer, painted_known, photo_report,
-                                 prepare_input,
-                                 read_upload, repair_live, save_crop_result, save_photo_result,
-                                 search_live, upload_path, with_note)
+                                 prepare_input, read_upload, repair_live, save_crop_result,
+                                 save_photo_result, search_live, upload_path, with_note)
 from dcgan_complete.search import Completer
 
 APP_EXTRA = "pip install 'dcgan-complete[app]'"

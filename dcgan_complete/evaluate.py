@@ -795,9 +795,8 @@ def evaluate_detection(photo_dir, checkpoint_dir=None, evaluation: EvaluateOptio
             "recall": here["recall"], "f1": here["f1"],
             "flagged_original": pooled_scores(original[-1:])["flagged"],
             "repainted_original": float(repainted_here / as_they_are.size),
-            **{f"psnr_{k}": psnr[n][-1] for k, n in (("damaged", "damaged"), ("auto", "auto"),
-                                                       ("true_mask", "true"),
-                                                       ("telea", "telea"))},
+            "psnr_damaged": psnr["damaged"][-1], "psnr_auto": psnr["auto"][-1],
+            "psnr_true_mask": psnr["true"][-1], "psnr_telea": psnr["telea"][-1],
             "auto_share_of_gain": _share_of_gain(psnr["damaged"][-1], psnr["auto"][-1],
                                                  psnr["true"][-1])})
     if not found:

@@ -179,6 +179,20 @@ def image_size(path):
     For choosing what to do with a file before reading it; :func:`read_image` then says why a
     file it cannot read is refused.
     """
+    header = _header(path)
+    return header and header[0]
+
+
+def image_format(path):
+    """Pillow's name of an image file's format ("PNG", "JPEG", "TIFF", ...) from its header
+    alone, or None where :func:`image_size` gives None."""
+    header = _header(path)
+    return header and header[1]
+
+
+def _header(path):
+    """``((width, height), format)`` of an image file from its header, or None (see
+    :func:`image_size`)."""
     from PIL import Image
 
     try:
@@ -186,7 +200,7 @@ def image_size(path):
             return None
         _quiet_pillow()
         with Image.open(path) as image:
-            return image.size
+            return image.size, image.format
     except Exception:  # Pillow raises many types for what it cannot open
         return None
 

@@ -169,14 +169,7 @@ def browser_background(path, image, folder):
     else ``image`` (its pixels as :func:`read_upload` read them) written as ``photo.png`` into
     ``folder``.  The search reads the editor's background back, so it sees the same pixels
     either way."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as opened:
-            kind = opened.format
-    except (OSError, ValueError):
-        kind = None
-    if kind in BROWSER_FORMATS:
+    if imgs.image_format(path) in BROWSER_FORMATS:
         return path
     shown = Path(folder) / "photo.png"
     imgs.write_image(shown, image)
