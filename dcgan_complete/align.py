@@ -47,8 +47,8 @@ from dcgan_complete import files
 from dcgan_complete.classical import telea_fill
 from dcgan_complete.errors import DcganError, OptionError
 from dcgan_complete.files import display_name
-from dcgan_complete.images import (IMAGE_KINDS, ImageReadError, find_images, read_image,
-                                   write_image)
+from dcgan_complete.images import (IMAGE_KINDS, ImageReadError, ImageTooLargeError,
+                                   find_images, read_image, write_image)
 from dcgan_complete.options import ALIGN_BORDERS, ALIGN_LANDMARKS, AlignOptions
 
 # dlib's 68-point landmark indices (0-based) of the two triples OpenFace aligns on.
@@ -140,6 +140,7 @@ FATAL_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, err
 NO_FACE = "no face"
 SEVERAL_FACES = "several faces"
 UNREADABLE = "unreadable"
+TOO_LARGE = "too large"  # more pixels than images.megapixel_limit(): readable, but not read
 FAILED = "failed"
 _ALIGNED = "aligned"
 _STOP = "stop"  # a write error that stops the run (FATAL_WRITE_ERRORS)
@@ -988,7 +989,8 @@ class AlignSummary:
 
     ``aligned`` counts photos that gave output in this run, ``faces`` the crops written;
     ``skipped`` counts photos whose output already existed.  Every photo counted in
-    ``no_face``, ``several_faces``, ``unreadable`` or ``failed`` has a row in ``report_path``.
+    ``no_face``, ``several_faces``, ``unreadable``, ``too_large`` or ``failed`` has a row in
+    ``report_path``.
     """
 
     found: int = 0
@@ -997,6 +999,7 @@ class AlignSummary:
     no_face: int = 0
     several_faces: int = 0
     unreadable: int = 0
+    too_large: int = 0
     failed: int = 0
     skipped: int = 0
     seconds: float = 0.0
@@ -1007,8 +1010,10 @@ class AlignSummary:
         minutes, seconds = divmod(round(self.seconds), 60)
         faces = f" ({self.faces} faces)" if self.faces != self.aligned else ""
         failed = f", failed {self.failed}" if self.failed else ""
+        large = f", too large {self.too_large}" if self.too_large else ""
         return (f"aligned {self.aligned}{faces}, no face {self.no_face}, "
-                f"several faces {self.several_faces}, unreadable {self.unreadable}{failed}, "
+                f"several faces {self.several_faces}, unreadable {self.unreadable}{large}"
+                f"{failed}, "
                 f"skipped as existing {self.skipped} (of {self.found} images, "
                 f"{minutes}m{seconds:02d}s)")
 
@@ -1039,7 +1044,9 @@ class _AlignJob:
         source, relative, name = task
         try:
             image = read_image(source)
-        except ImageReadError as exc:  # says why: a folder, not an image, damaged, too large
+        except ImageTooLargeError as exc:  # says how large, and the limit's variable
+            return relative, TOO_LARGE, 0, _first_line(exc)
+        except ImageReadError as exc:  # says why: a folder, not an image, damaged
             return relative, UNREADABLE, 0, _first_line(exc)
         try:
             status, crops, detail = self._align(image)
@@ -1242,7 +1249,7 @@ def _plan(raw_dir, aligned_dir, sources, all_faces):
 
 
 _COUNTERS = {NO_FACE: "no_face", SEVERAL_FACES: "several_faces", UNREADABLE: "unreadable",
-             FAILED: "failed"}
+             TOO_LARGE: "too_large", FAILED: "failed"}
 
 
 def _run_all(job, tasks, workers, progress, summary):

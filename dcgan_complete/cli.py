@@ -495,6 +495,9 @@ def _detector(name, *decls, **kwargs):
 @_detector("whole_share", type=click.FloatRange(0, 1, max_open=True),
            help="Share of training batches of whole photos, with their own borders, at "
                 "half to all of --tile.")
+@_detector("augment", type=click.FloatRange(0, 1),
+           help="Share of training photos turned by a multiple of 90 degrees and recoloured "
+                "(hue, saturation, brightness) before damage is drawn on them.")
 @_detector("init", type=click.Path(exists=True, path_type=str),
            help="Start a new run from this detector (folder or .weights.h5) instead of random "
                 "weights: as many filters, as many levels or more.")

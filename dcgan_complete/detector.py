@@ -82,6 +82,9 @@ EVAL_SEED = 1_000_000   # damage seeds of the evaluation: far from any training 
 MINE_SMALL_PHOTOS = 1500
 MINE_PER_PHOTO = 8        # false alarms (connected parts) per photo, largest first
 MINE_MIN_AREA = 6         # px: smaller parts are noise, not a pattern worth learning
+AUGMENT_HUE = 20          # degrees: how far varied() moves a photo's hue at most ...
+AUGMENT_SATURATION = 1.5  # ... and its saturation's factor and ...
+AUGMENT_GAMMA = 1.3       # ... its brightness's gamma, either way
 MINE_JITTER = 40          # px: the tile's centre is moved off the false alarm by up to this
 
 
@@ -592,13 +595,18 @@ class TileSampler:
 
     With ``whole_share``, that share of batches are whole photos instead (:meth:`whole_batch`),
     with their own borders, at sizes :func:`detect_damage` meets on small photos and in its
-    shrunk passes: ``multiple`` is the network's stride."""
+    shrunk passes: ``multiple`` is the network's stride.
+
+    With ``augment``, that share of the photos (and hard negatives) are varied before damage
+    is drawn on them (:func:`varied`): turned by a multiple of 90 degrees, their hue, saturation
+    and brightness changed, so that few large photos go further."""
 
     def __init__(self, paths, tile, clean_fraction=0.15, rng=None, negatives=(),
-                 negative_share=0.0, whole_share=0.0, multiple=1):
+                 negative_share=0.0, whole_share=0.0, multiple=1, augment=0.0):
         self.tile, self.clean_fraction = tile, clean_fraction
         self.negatives, self.negative_share = list(negatives), negative_share
         self.whole_share, self.multiple = whole_share, multiple
+        self.augment = augment
         self.rng = np.random.default_rng(rng)
         self.small, self.large = [], []
         for p in paths:
@@ -633,6 +641,8 @@ class TileSampler:
         crop = self.negatives[int(rng.integers(len(self.negatives)))]
         if rng.random() < 0.5:
             crop = np.ascontiguousarray(crop[:, ::-1])
+        if self.augment and rng.random() < self.augment:
+            crop = varied(crop, rng)
         example = damage_lib.damage_photo(crop, rng, kinds=() if rng.random() < 0.5 else None,
                                           look=rng.random() >= NO_LOOK_FRACTION)
         return example.damaged, example.damage
@@ -670,6 +680,8 @@ class TileSampler:
         crop = photo[y:y + region, x:x + region]
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
+        if self.augment and rng.random() < self.augment:
+            crop = varied(crop, rng)
         kinds = () if rng.random() < self.clean_fraction else None
         # a share of photos as they are, no old look: modern photos must not look damaged
         look = rng.random() >= NO_LOOK_FRACTION
@@ -694,6 +706,8 @@ class TileSampler:
         pairs = []
         for _ in range(n):
             _, photo = self._random_photo()
+            if self.augment and rng.random() < self.augment:
+                photo = varied(photo, rng)
             h, w = (int(rng.integers(max(8, side - m // 2 + 1), side + 1)) for _ in range(2))
             shrink = h * w < photo.shape[0] * photo.shape[1]
             photo = cv2.resize(photo, (w, h),
@@ -722,6 +736,23 @@ class TileSampler:
         x = np.stack([images.to_float(p[0]) for p in pairs]).astype(np.float32)
         y = np.stack([p[1] for p in pairs]).astype(np.float32)[..., None]
         return x, y
+
+
+def varied(photo, rng):
+    """``photo`` (uint8 (H, W, 3)) turned by a random multiple of 90 degrees, its hue moved by up
+    to :data:`AUGMENT_HUE` degrees, its saturation scaled by up to :data:`AUGMENT_SATURATION`
+    either way and its brightness by a gamma up to :data:`AUGMENT_GAMMA` either way: training
+    photos the detector has not seen as they are (a training tile, before damage is drawn)."""
+    import cv2
+
+    photo = np.rot90(photo, int(rng.integers(4)))
+    hsv = cv2.cvtColor(np.ascontiguousarray(photo), cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-AUGMENT_HUE, AUGMENT_HUE) / 2) % 180
+    hsv[..., 1] *= np.exp(rng.uniform(-1, 1) * np.log(AUGMENT_SATURATION))
+    gamma = np.exp(rng.uniform(-1, 1) * np.log(AUGMENT_GAMMA))
+    hsv[..., 2] = 255 * (hsv[..., 2] / 255) ** gamma
+    hsv = np.clip(np.rint(hsv), 0, [179, 255, 255]).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
 def _prefetch(make, depth=4):
@@ -868,7 +899,8 @@ def _train_detector_in(out, data_dirs, o):
     sampler = TileSampler(train_paths, o.tile, o.clean_fraction,
                           rng=None if o.seed is None else [o.seed, step],
                           negatives=negatives, negative_share=o.hard_share,
-                          whole_share=o.whole_share, multiple=2 ** o.levels)
+                          whole_share=o.whole_share, multiple=2 ** o.levels,
+                          augment=o.augment)
     batches = _prefetch(lambda: sampler.batch(o.batch_size))
     result = DetectorResult(step, "done", 0.0, [], notes=notes, hard_negatives=len(negatives))
     start = time.perf_counter()

@@ -633,6 +633,9 @@ class DetectorOptions:
     whole_share : float
         The share of batches of whole photos, with their own borders, at half to all of
         ``tile`` (:meth:`~dcgan_complete.detector.TileSampler.whole_batch`).
+    augment : float
+        The share of training photos turned and recoloured before damage is drawn on them
+        (:func:`~dcgan_complete.detector.varied`).
     init : str or None
         A detector (folder or weight file) a fresh run starts from instead of random weights
         (:func:`~dcgan_complete.detector.grow_from`): as wide, and as deep or deeper; the
@@ -657,6 +660,7 @@ class DetectorOptions:
     hard_negatives: tuple = ()
     hard_share: float = 0.3
     whole_share: float = 0.0
+    augment: float = 0.0
     init: str | None = None
     checkpoint_every: int = 200
     precision: str = "auto"
@@ -676,6 +680,7 @@ class DetectorOptions:
         _in_range("clean_fraction", self.clean_fraction, 0, 1, high_open=True)
         _in_range("hard_share", self.hard_share, 0, 1, high_open=True)
         _in_range("whole_share", self.whole_share, 0, 1, high_open=True)
+        _in_range("augment", self.augment, 0, 1)
         if isinstance(self.hard_negatives, (str, os.PathLike)):
             self.hard_negatives = (self.hard_negatives,)
         self.hard_negatives = tuple(str(p) for p in self.hard_negatives)

@@ -158,7 +158,7 @@ def test_train_detector_then_detect_with_it(tmp_path):
         write_image(photos / f"p{k}.png", np.ascontiguousarray(data.astronaut()[::4, ::4]))
     result = run("train-detector", photos, "--out", tmp_path / "det", "--steps", "3",
                  "--tile", "32", "--batch-size", "2", "--base-filters", "4", "--levels", "2",
-                 "--checkpoint-every", "2", "--seed", "0")
+                 "--checkpoint-every", "2", "--seed", "0", "--augment", "0.5")
     assert result.exit_code == 0, result.output
     assert "done at step 3" in result.output
     write_image(tmp_path / "scan.png", np.ascontiguousarray(data.astronaut()[:100, :150]))

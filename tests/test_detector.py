@@ -216,6 +216,41 @@ def test_whole_photo_batches_keep_the_photos_own_border(photo_dir, tmp_path):
     assert det.train_detector([photo_dir], options).step == 2
 
 
+def test_augmented_photos_are_turned_and_recoloured_and_a_run_trains_with_them(photo_dir,
+                                                                              tmp_path):
+    """--augment: varied() turns a photo by a multiple of 90 degrees and moves its hue,
+    saturation and brightness within the stated bounds; the sampler uses it."""
+    image = photo(40, 64, seed=3)
+    rng = np.random.default_rng(0)
+    shapes, grey_means = set(), []
+    for _ in range(12):
+        out = det.varied(image, rng)
+        assert out.dtype == np.uint8 and out.ndim == 3
+        shapes.add(out.shape)
+        grey_means.append(out.mean())
+        # the same pixels, turned: one of the four turns of the photo matches in layout
+        turns = [np.rot90(image, k) for k in range(4)]
+        same = [t for t in turns if t.shape == out.shape]
+        corr = max(np.corrcoef(t.mean(2).ravel(), out.mean(2).ravel())[0, 1] for t in same)
+        assert corr > 0.8
+    assert shapes == {(40, 64, 3), (64, 40, 3)}                # turned both ways
+    assert np.ptp(grey_means) > 5                              # brightness changed
+    grey = np.full((8, 8, 3), 128, np.uint8)
+    assert np.ptp(det.varied(grey, rng).astype(int), axis=2).max() <= 1   # grey stays grey
+    gamma = det.AUGMENT_GAMMA
+    for _ in range(10):  # brightness within the gamma's bounds either way
+        v = det.varied(grey, rng).mean() / 255
+        assert 0.5 ** gamma - 0.01 <= v <= 0.5 ** (1 / gamma) + 0.01
+    plain = det.TileSampler(det.split_photos([photo_dir])[0], 32, rng=5)
+    turned = det.TileSampler(det.split_photos([photo_dir])[0], 32, rng=5, augment=1.0)
+    assert not np.array_equal(plain.batch(4)[0], turned.batch(4)[0])
+    options = det.DetectorOptions(out_dir=str(tmp_path), steps=2, checkpoint_every=10,
+                                  augment=0.5, **TINY)
+    assert det.train_detector([photo_dir], options).step == 2
+    with pytest.raises(OptionError, match="augment"):
+        det.DetectorOptions(augment=1.5)
+
+
 @pytest.mark.parametrize("side, larger", [(300, 0.5), (200, 0.6)])
 def test_the_mirror_view_weighs_in(cracked_dir, side, larger):
     """flip=True: on a photo at least 256 px wide each pixel takes the mean of the photo's and

@@ -273,9 +273,11 @@ def test_align_skips_a_bomb_and_says_why(bomb, tmp_path):
     results = []
     peak = _peak_growth_mb(lambda: results.append(CliRunner().invoke(main, args)))
     assert results[0].exit_code == 0, results[0].output
-    assert "unreadable 1" in results[0].output and "Traceback" not in results[0].output
+    # counted apart from the unreadable: the photo is fine, only larger than the limit
+    assert "unreadable 0, too large 1" in results[0].output, results[0].output
+    assert "Traceback" not in results[0].output
     report = (tmp_path / "aligned" / "align_report.csv").read_text()
-    assert "big.png,unreadable," in report and "144 megapixels" in report
+    assert "big.png,too large," in report and "144 megapixels" in report
     assert peak < LOW_PEAK_MB
 
 
