@@ -37,7 +37,8 @@ import tensorflow as tf
 
 from dcgan_complete import data
 from dcgan_complete import masks as mask_lib
-from dcgan_complete.errors import DcganError, exit_code_of, signals_ignored, signals_interrupt
+from dcgan_complete.errors import (DcganError, exit_code_of, signals_deferred, signals_ignored,
+                                   signals_interrupt)
 from dcgan_complete.files import (FolderLock, atomic_write, display_name, ensure_writable_dir,
                                   write_text)
 from dcgan_complete.model import (CONFIG_FILE, ENCODER_FILE, build_encoder, load_models,
@@ -192,11 +193,13 @@ class EncoderTrainer:
         with signals_interrupt():
             try:
                 while self.step < o.steps:
-                    metrics = {k: float(v) for k, v in self._one_step().items()}
-                    if not np.isfinite(metrics["loss"]):
-                        raise DcganError(f"the encoder's loss diverged at step {self.step + 1}; "
-                                         f"the last good checkpoint is {self.last_checkpoint}")
-                    self.step += 1
+                    with signals_deferred():  # the weights and the count move together
+                        metrics = {k: float(v) for k, v in self._one_step().items()}
+                        if not np.isfinite(metrics["loss"]):
+                            raise DcganError(f"the encoder's loss diverged at step "
+                                             f"{self.step + 1}; the last good checkpoint is "
+                                             f"{self.last_checkpoint}")
+                        self.step += 1
                     result.history.append(metrics)
                     if self.step % LOG_EVERY == 0:
                         with writer.as_default(step=self.step):

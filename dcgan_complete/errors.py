@@ -90,6 +90,19 @@ def signals_interrupt(received=None, signums=(signal.SIGINT, signal.SIGTERM)):
         yield
 
 
+@contextlib.contextmanager
+def signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Within the block, SIGINT and SIGTERM wait: the first one received is raised as
+    :class:`Interrupted` once the block ends.  Around a training step and its count, so that a
+    checkpoint written on Ctrl-C is labelled with the step its weights are at (a signal landing
+    after the weights moved but before the count did left the label one behind)."""
+    received = []
+    with signal_handlers(lambda signum, frame: received.append(int(signum)), signums):
+        yield
+    if received:
+        raise Interrupted(received[0])
+
+
 def signals_ignored(signums=(signal.SIGINT, signal.SIGTERM)):
     """Within the block, SIGINT and SIGTERM are ignored: a second Ctrl-C or a scheduler's repeated
     SIGTERM cannot break the checkpoint being written."""

@@ -38,8 +38,8 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_complete import data, distribute
-from dcgan_complete.errors import (DcganError, OptionError, exit_code_of, signals_ignored,
-                                   signals_interrupt)
+from dcgan_complete.errors import (DcganError, OptionError, exit_code_of, signals_deferred,
+                                   signals_ignored, signals_interrupt)
 from dcgan_complete.files import (FolderLock, atomic_write, display_name, ensure_writable_dir,
                                   write_text)
 from dcgan_complete.images import image_grid, write_image
@@ -492,11 +492,12 @@ class Trainer:
             t0 = time.perf_counter()
             batch = next(batches)
             result.input_wait += time.perf_counter() - t0
-            metrics = {k: float(v) for k, v in self.gan.train_step(batch).items()}
-            if not all(np.isfinite(v) for v in metrics.values()):
-                self._stop_on_nan(metrics)
-            self.step += 1
-            self.epoch = self.step // self.steps_per_epoch
+            with signals_deferred():  # the weights and the count move together
+                metrics = {k: float(v) for k, v in self.gan.train_step(batch).items()}
+                if not all(np.isfinite(v) for v in metrics.values()):
+                    self._stop_on_nan(metrics)
+                self.step += 1
+                self.epoch = self.step // self.steps_per_epoch
             images_done += opts.batch_size
             result.history.append(metrics)
             if self.step % LOG_EVERY == 0 or self.step == self.total_steps:

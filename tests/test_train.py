@@ -283,6 +283,31 @@ def test_a_second_signal_does_not_break_the_checkpoint(tiny_dataset, tmp_path, m
     trainer.gan.train_step = step_then_ctrl_c
     monkeypatch.setattr(train_module, "save_checkpoint", save_amid_signals)
     result = trainer.fit()
-    assert (result.stopped, result.exit_code, result.step) == ("interrupted", 130, 3)
-    assert [s for s, _ in list_checkpoints(tmp_path)] == [3]
+    # the step under way when Ctrl-C came is finished and counted, then the run stops
+    assert (result.stopped, result.exit_code, result.step) == ("interrupted", 130, 4)
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [4]
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers given back
+
+
+def test_a_checkpoint_written_on_ctrl_c_holds_the_weights_of_its_step(tiny_dataset, tmp_path):
+    """Ctrl-C landing after a step moved the weights but before it was counted: the checkpoint
+    is labelled with the step its weights are at (it was one behind)."""
+    trainer = Trainer(str(tiny_dataset), options(tmp_path, max_steps=10 ** 6,
+                                                 checkpoint_every=10 ** 6))
+    train_step, after = trainer.gan.train_step, {}
+
+    def step_then_ctrl_c(real):
+        out = train_step(real)
+        after[trainer.step + 1] = [w.copy() for w in trainer.gan.generator.get_weights()]
+        if trainer.step + 1 == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the weights are at step 3 now
+        return out
+
+    trainer.gan.train_step = step_then_ctrl_c
+    result = trainer.fit()
+    assert (result.stopped, result.step) == ("interrupted", 3)
+    [(step, path)] = list_checkpoints(tmp_path)
+    gan = _tiny_gan()
+    assert restore_checkpoint(gan, path)[0] == step == 3
+    for saved, expected in zip(gan.generator.get_weights(), after[3]):
+        np.testing.assert_array_equal(saved, expected)
