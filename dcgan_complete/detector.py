@@ -543,7 +543,8 @@ def mine_hard_negatives(paths, detectors, tile, seed=None, progress=False):
     Each detector searches every large photo and :data:`MINE_SMALL_PHOTOS` small ones (drawn
     with ``seed``; small ones enlarged to ``tile`` as the sampler does); around each of its
     :data:`MINE_PER_PHOTO` largest false alarms a tile of ``tile`` px is cut, its centre moved
-    by up to :data:`MINE_JITTER` px.  These are patterns of real photos that look like damage
+    by up to :data:`MINE_JITTER` px (a quarter of ``tile`` at most, so that the tile still holds
+    the false alarm).  These are patterns of real photos that look like damage
     to a detector (glasses, printed shirts, flags, fabric, frames); training on them as clean
     (:class:`TileSampler`) teaches the next detector that they are not.
 
@@ -554,7 +555,7 @@ def mine_hard_negatives(paths, detectors, tile, seed=None, progress=False):
     import cv2
     from tqdm import tqdm
 
-    crops = []
+    crops, jitter = [], min(MINE_JITTER, tile // 4)
     large = [p for p in paths if not _is_small(p)]
     every_small = [p for p in paths if _is_small(p)]
     for k, detector in enumerate(detectors):
@@ -580,9 +581,9 @@ def mine_hard_negatives(paths, detectors, tile, seed=None, progress=False):
                 if stats[part, cv2.CC_STAT_AREA] < MINE_MIN_AREA:
                     continue
                 cx, cy = centres[part]
-                y = int(np.clip(cy - tile / 2 + rng.integers(-MINE_JITTER, MINE_JITTER + 1),
+                y = int(np.clip(cy - tile / 2 + rng.integers(-jitter, jitter + 1),
                                 0, h - tile))
-                x = int(np.clip(cx - tile / 2 + rng.integers(-MINE_JITTER, MINE_JITTER + 1),
+                x = int(np.clip(cx - tile / 2 + rng.integers(-jitter, jitter + 1),
                                 0, w - tile))
                 crops.append(np.ascontiguousarray(photo[y:y + tile, x:x + tile]))
     return crops
@@ -857,7 +858,8 @@ def _train_detector_in(out, data_dirs, o):
     import tensorflow as tf
     from tqdm import tqdm
 
-    from dcgan_complete.errors import exit_code_of, signals_ignored, signals_interrupt
+    from dcgan_complete.errors import (exit_code_of, signals_deferred, signals_ignored,
+                                       signals_interrupt)
     from dcgan_complete.model import resolve_precision
     from dcgan_complete.train import list_checkpoints, restore_checkpoint, save_checkpoint
 
@@ -916,10 +918,11 @@ def _train_detector_in(out, data_dirs, o):
         try:
             while step < o.steps:
                 x, y = next(batches)
-                metrics = {k: float(v) for k, v in model.train_step(x, y).items()}
-                if not np.isfinite(metrics["loss"]):
-                    raise DcganError(f"the detector's loss diverged at step {step + 1}")
-                step += 1
+                with signals_deferred():  # the weights and the count move together
+                    metrics = {k: float(v) for k, v in model.train_step(x, y).items()}
+                    if not np.isfinite(metrics["loss"]):
+                        raise DcganError(f"the detector's loss diverged at step {step + 1}")
+                    step += 1
                 result.history.append(metrics)
                 if step % LOG_EVERY == 0:
                     with writer.as_default(step=step):
