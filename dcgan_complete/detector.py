@@ -571,7 +571,7 @@ def mine_hard_negatives(paths, detectors, tile, seed=None, progress=False):
                 continue
             h, w = photo.shape[:2]
             if min(h, w) < tile:
-                scale = tile * 1.05 / min(h, w)
+                scale = _holding_scale(photo, tile)
                 photo = cv2.resize(photo, (round(w * scale), round(h * scale)),
                                    interpolation=cv2.INTER_CUBIC)
                 h, w = photo.shape[:2]
@@ -587,6 +587,12 @@ def mine_hard_negatives(paths, detectors, tile, seed=None, progress=False):
                                 0, w - tile))
                 crops.append(np.ascontiguousarray(photo[y:y + tile, x:x + tile]))
     return crops
+
+
+def _holding_scale(photo, tile):
+    """The scale below which ``photo`` no longer holds a tile of ``tile`` px (with 5% to
+    spare): small photos are enlarged to it, for mining and for training alike."""
+    return tile * 1.05 / min(photo.shape[:2])
 
 
 class TileSampler:
@@ -667,7 +673,7 @@ class TileSampler:
         large, photo = self._random_photo()
         h, w = photo.shape[:2]
         # several scales: large photos shrunk down to 0.3x, small faces enlarged up to 3x
-        low = max(t * 1.05 / min(h, w), 0.3 if large else 1.0)
+        low = max(_holding_scale(photo, t), 0.3 if large else 1.0)
         scale = float(np.exp(rng.uniform(np.log(low), np.log(max(low, 1.0 if large else 3.0)))))
         if abs(scale - 1) > 0.02:
             photo = cv2.resize(photo, (max(t, round(w * scale)), max(t, round(h * scale))),
