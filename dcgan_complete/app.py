@@ -408,7 +408,8 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
                                          type="filepath", format="png", interactive=False,
                                          buttons=["download", "fullscreen"], max_height=600,
                                          elem_id="compare")
-                with gr.Row():
+                # hidden after a Complete that searched no face (nothing to show in them)
+                with gr.Row(elem_id="face-panels") as face_panels:
                     masked, completed, generated = (
                         gr.Image(label=label, format="png", interactive=False, height=RESULT_HEIGHT,
                                  buttons=["download", "fullscreen"], elem_id=elem_id,
@@ -433,6 +434,12 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
             api_name="complete", preprocess=False, show_progress="minimal",
             show_progress_on=[status])
         cancel.click(None, cancels=[event])
+        # the face panels: shown while a search runs (its preview goes there), and afterwards
+        # only if a face was searched; apart from the API's outputs, which stay as they are
+        run.click(lambda: gr.update(visible=True), None, [face_panels], api_name=False,
+                  queue=False)
+        event.then(lambda crop: gr.update(visible=crop is not None), [masked], [face_panels],
+                   api_name=False, queue=False)
         # the editor's own work (finding damage, painting a kind, picking an alternative) queues
         # apart from the searches: an upload is not held up by another user's search
         editing = dict(concurrency_limit=options.concurrency, concurrency_id="editing")

@@ -909,6 +909,7 @@ def test_browser_a_cracked_photo_found_painted_completed_and_downloaded(tmp_path
             page.click("#complete")
             _wait_for_status(page, lambda text: text.startswith("Done"), shot, seconds=180)
             time.sleep(1)
+            assert page.locator("#face-panels").is_visible()   # a face was searched
             page.locator("#compare").scroll_into_view_if_needed()
             page.screenshot(path=str(shot), full_page=True)
             links = page.locator("#downloads a")
@@ -1104,6 +1105,14 @@ def test_browser_a_tiff_scan_is_drawn_in_the_editor(tmp_path):
             _wait_for_status(page, lambda text: "Damage found on" in text,
                              tmp_path / "shot.png")
             _wait_for_the_editor(page)
+            assert page.locator("#face-panels").is_visible()   # before any Complete
+            page.click("#complete")
+            status = _wait_for_status(page, lambda text: text.startswith("Done"),
+                                      tmp_path / "shot.png")
+            # the crack does not meet her face: no face was searched, and the three empty face
+            # panels are hidden instead of taking their height
+            assert "no face" in status.lower() or "telea" in status.lower(), status
+            page.wait_for_selector("#face-panels", state="hidden", timeout=10000)
         finally:
             browser.close()
     # the upload box asks for the TIFF it was given; the editor for the PNG it draws
