@@ -439,7 +439,7 @@ def build_app(completer: Completer, options: ServeOptions | None = None,
         run.click(lambda: gr.update(visible=True), None, [face_panels], api_name=False,
                   queue=False)
         event.then(lambda crop: gr.update(visible=crop is not None), [masked], [face_panels],
-                   api_name=False, queue=False)
+                   api_name=False, queue=False, preprocess=False)  # whether, not what: no decode
         # the editor's own work (finding damage, painting a kind, picking an alternative) queues
         # apart from the searches: an upload is not held up by another user's search
         editing = dict(concurrency_limit=options.concurrency, concurrency_id="editing")
